@@ -1,0 +1,51 @@
+"""What every application interface shares: routing a parsed request to the server or the app.
+
+``http(channel, head)`` is called by HTTP/1.1 connections and HTTP/2 streams alike. It answers
+requests outside ``--url-path-prefix`` (404) and static files itself, applies trusted proxy headers,
+and otherwise returns a started request cycle of the concrete interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol.http11 import RequestHead
+from .scope import strip_prefix
+
+_NOT_FOUND = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+class HTTPInterface:
+    name = "base"
+
+    def __init__(self, app: Any, server: Any) -> None:
+        self.app = app
+        self.server = server  # ServerState
+        self.loop = server.loop
+
+    def http(self, channel: Any, head: RequestHead) -> Any:
+        server = self.server
+        prefix = server.prefix_bytes
+        if prefix and strip_prefix(head.raw_path, prefix) is None:
+            channel.respond(404, _NOT_FOUND, b"Not Found\n")
+            return None
+        static = server.static
+        if static is not None and static.serve(channel, head):
+            return None
+        client = channel.client
+        scheme = channel.scheme
+        if channel.peer_trusted:
+            client, scheme = server.proxy.apply(head.headers, client, scheme)
+        return self.cycle(channel, head, client, scheme)
+
+    def cycle(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
+        raise NotImplementedError
+
+    async def startup(self) -> None:
+        """Interface-specific start-up (lifespan, thread pools)."""
+
+    async def shutdown(self, timeout: float) -> None:
+        """Interface-specific shutdown."""
+
+    def describe(self) -> str:
+        return self.name.upper()

@@ -1,0 +1,436 @@
+"""WSGI (PEP 3333) interface: apps run in a thread pool; the event loop keeps all socket I/O.
+
+Per request the worker thread builds nothing but the environ; results come back to the loop with
+one ``call_soon_threadsafe`` for the common single-body response. Request bodies stream into
+``wsgi.input`` (blocking reads in the app thread), responses stream out with backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable
+
+from ..protocol.http11 import RequestHead
+from .interface import HTTPInterface
+from .scope import strip_prefix, wsgi_path
+
+logger = logging.getLogger("django_granian.app")
+
+STREAM_HIGH_WATER = 256 * 1024
+INPUT_HIGH_WATER = 256 * 1024
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a file in blocks; the server may send it with sendfile."""
+
+    def __init__(self, filelike: Any, blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> "FileWrapper":
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+class WSGIInput:
+    """``wsgi.input``: a blocking, streaming reader fed by the event loop."""
+
+    def __init__(self, cycle: "WSGICycle", timeout: float) -> None:
+        self._cycle = cycle
+        self._chunks: deque[bytes] = deque()
+        self._buf = b""
+        self._done = False
+        self._cond = threading.Condition(threading.Lock())
+        self._buffered = 0
+        self._asked = False
+        self._timeout = timeout
+
+    # loop thread
+    def feed(self, data: bytes) -> None:
+        with self._cond:
+            self._chunks.append(data)
+            self._buffered += len(data)
+            if self._buffered > INPUT_HIGH_WATER:
+                self._cycle.channel.body_pressure(True)
+            self._cond.notify()
+
+    def end(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    # app thread
+    def _fill(self) -> bool:
+        """Move received chunks into the buffer; False at the end of the body."""
+        cycle = self._cycle
+        with self._cond:
+            while not self._chunks:
+                if self._done:
+                    return False
+                if cycle.disconnected:
+                    raise OSError("client disconnected while sending the request body")
+                if not self._asked:
+                    self._asked = True
+                    cycle.loop.call_soon_threadsafe(cycle.channel.want_body, cycle)
+                if not self._cond.wait(self._timeout):
+                    raise OSError("timed out reading the request body")
+            data = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+            self._chunks.clear()
+            relieve = self._buffered > INPUT_HIGH_WATER
+            self._buffered = 0
+        if relieve:
+            cycle.loop.call_soon_threadsafe(cycle.channel.body_pressure, False)
+        self._buf = self._buf + data if self._buf else data
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data, self._buf = self._buf, b""
+            return data
+        while len(self._buf) < size and self._fill():
+            pass
+        data, self._buf = self._buf[:size], self._buf[size:]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        while True:
+            idx = self._buf.find(b"\n")
+            if idx >= 0:
+                end = idx + 1
+                break
+            if size is not None and 0 <= size <= len(self._buf):
+                end = size
+                break
+            if not self._fill():
+                end = len(self._buf)
+                break
+        if size is not None and 0 <= size < end:
+            end = size
+        line, self._buf = self._buf[:end], self._buf[end:]
+        return line
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines = []
+        total = 0
+        while True:
+            line = self.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> "WSGIInput":
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class _EmptyInput:
+    """``wsgi.input`` for requests without a body (shared, stateless)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+
+EMPTY_INPUT = _EmptyInput()
+
+
+class WSGICycle:
+    __slots__ = ("app", "environ", "channel", "loop", "executor", "input", "disconnected", "status", "headers",
+                 "head_sent", "sent", "written", "finished")
+
+    def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
+                 executor: ThreadPoolExecutor, body_input: WSGIInput | None) -> None:
+        self.app = app
+        self.environ = environ
+        self.channel = channel
+        self.loop = loop
+        self.executor = executor
+        self.input = body_input
+        self.disconnected = False
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head_sent = False
+        self.sent = 0  # bytes handed to the loop (app thread)
+        self.written = 0  # bytes written by the loop
+        self.finished = False
+
+    # -- loop thread ---------------------------------------------------------------------------
+    def run(self) -> None:
+        self.executor.submit(self._work)
+
+    def feed_body(self, data: bytes) -> None:
+        if self.input is not None:
+            self.input.feed(data)
+
+    def end_body(self) -> None:
+        if self.input is not None:
+            self.input.end()
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        if self.input is not None:
+            self.input.wake()
+
+    def _deliver_head(self, status: int, headers: list, body: bytes, end: bool) -> None:
+        self.written += len(body)
+        if self.finished or self.disconnected:
+            return
+        try:
+            self.channel.send_head(status, headers, body, end)
+        except (TypeError, ValueError) as exc:
+            logger.error("invalid WSGI response headers (%s %s): %s", self.environ.get("REQUEST_METHOD"),
+                         self.environ.get("PATH_INFO"), exc)
+            self.channel.send_head(500, [(b"content-type", b"text/plain; charset=utf-8"),
+                                         (b"connection", b"close")], b"Internal Server Error", True)
+            end = True
+            self.disconnected = True  # stop the app thread from sending more
+        if end:
+            self._finish()
+
+    def _deliver_body(self, body: bytes, end: bool) -> None:
+        self.written += len(body)
+        if self.finished or self.disconnected:
+            return
+        self.channel.send_body(body, end)
+        if end:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.channel.response_complete(self)
+
+    def _abort(self, reason: str) -> None:
+        if not self.finished:
+            self.finished = True
+            self.channel.abort(reason)
+
+    async def _drain(self) -> None:
+        await self.channel.drain()
+
+    # -- app thread -------------------------------------------------------------------------------
+    def start_response(self, status: str, headers: list, exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit() or status[3:4] not in ("", " "):
+            raise ValueError(f"invalid WSGI status {status!r}")
+        try:
+            self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
+            raise TypeError(f"WSGI headers must be a list of (str, str) latin-1 pairs: {exc}") from None
+        self.status = int(status[:3])
+        return self._write
+
+    def _write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable returned by start_response."""
+        if data:
+            self._send(data, False)
+
+    def _send(self, data: bytes, end: bool) -> None:
+        if self.disconnected:
+            raise OSError("client disconnected")
+        call = self.loop.call_soon_threadsafe
+        if not self.head_sent:
+            if self.status is None:
+                raise AssertionError("WSGI app sent a body before calling start_response")
+            self.head_sent = True
+            self.sent += len(data)
+            call(self._deliver_head, self.status, self.headers, data, end)
+        else:
+            self.sent += len(data)
+            call(self._deliver_body, data, end)
+        if not end and (self.sent - self.written > STREAM_HIGH_WATER or self.channel.writing_paused):
+            asyncio.run_coroutine_threadsafe(self._drain(), self.loop).result()
+
+    def _work(self) -> None:
+        result: Any = None
+        try:
+            result = self.app(self.environ, self.start_response)
+            if type(result) is list or type(result) is tuple:
+                body = b"".join(result) if len(result) != 1 else result[0]
+                if type(body) is not bytes:
+                    body = bytes(body)
+                self._send(body, True)
+                return
+            length = -1
+            for name, value in self.headers:
+                if name.lower() == b"content-length" and value.isdigit():
+                    length = int(value)
+            total = 0
+            for chunk in result:
+                if self.disconnected:
+                    return
+                if not chunk:
+                    continue
+                total += len(chunk)
+                self._send(bytes(chunk), total == length)
+                if total == length:
+                    return
+            self._send(b"", True)
+        except BaseException as exc:  # noqa: BLE001
+            self._failed(exc)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # noqa: BLE001
+                    logger.exception("exception in WSGI iterable close()")
+
+    def _failed(self, exc: BaseException) -> None:
+        env = self.environ
+        if self.disconnected and isinstance(exc, OSError):
+            logger.debug("client disconnected during WSGI response: %r", exc)
+            return
+        if not self.head_sent:
+            logger.error("Exception in WSGI application (%s %s)", env.get("REQUEST_METHOD"),
+                         env.get("PATH_INFO"), exc_info=exc)
+            self.head_sent = True
+            self.loop.call_soon_threadsafe(
+                self._deliver_head, 500, [(b"content-type", b"text/plain; charset=utf-8"),
+                                          (b"connection", b"close")], b"Internal Server Error", True)
+        else:
+            logger.error("Exception in WSGI application after the response started (%s %s); closing the "
+                         "connection", env.get("REQUEST_METHOD"), env.get("PATH_INFO"), exc_info=exc)
+            self.loop.call_soon_threadsafe(self._abort, "application error")
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
+
+
+class WSGIInterface(HTTPInterface):
+    name = "wsgi"
+
+    def __init__(self, app: Any, server: Any, threads: int, multiprocess: bool = False) -> None:
+        super().__init__(app, server)
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="django-granian-wsgi")
+        self.multiprocess = multiprocess
+        self.body_timeout = max(server.header_timeout, 1.0)
+        script_name = server.root_path
+        self.base_environ = {
+            "SCRIPT_NAME": script_name,
+            "wsgi.version": (1, 0),
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": threads > 1,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+
+    def cycle(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> WSGICycle:
+        environ = build_environ(self.base_environ, head, client, channel.server_addr, scheme,
+                                self.server.prefix_bytes)
+        has_body = head.chunked or head.content_length > 0
+        cycle = WSGICycle(self.app, environ, channel, self.loop, self.executor, None)
+        if has_body:
+            cycle.input = WSGIInput(cycle, self.body_timeout)
+            environ["wsgi.input"] = cycle.input
+        else:
+            environ["wsgi.input"] = EMPTY_INPUT
+        return cycle
+
+    async def shutdown(self, timeout: float) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def describe(self) -> str:
+        return f"WSGI ({self.threads} threads)"
+
+
+def build_environ(base: dict, head: RequestHead, client: Any, server_addr: Any, scheme: str,
+                  prefix: bytes) -> dict:
+    raw_path = head.raw_path
+    if prefix:
+        raw_path = strip_prefix(raw_path, prefix) or b""
+    environ = base.copy()
+    environ["REQUEST_METHOD"] = head.method
+    environ["PATH_INFO"] = wsgi_path(raw_path)
+    environ["QUERY_STRING"] = head.query.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/" + head.http_version
+    environ["wsgi.url_scheme"] = scheme
+    environ["RAW_URI"] = head.target.decode("latin-1")
+    if server_addr:
+        environ["SERVER_NAME"] = str(server_addr[0])
+        environ["SERVER_PORT"] = str(server_addr[1]) if server_addr[1] is not None else ""
+    else:
+        environ["SERVER_NAME"] = "localhost"
+        environ["SERVER_PORT"] = ""
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    if head.content_length:
+        environ["CONTENT_LENGTH"] = str(head.content_length)
+    for name, value in head.headers:
+        if name == b"content-type":
+            environ["CONTENT_TYPE"] = value.decode("latin-1")
+            continue
+        if name == b"content-length":
+            continue
+        if b"_" in name:
+            continue  # "X_Forwarded_For" would collide with "X-Forwarded-For" in the environ
+        key = _ENV_NAMES.get(name)
+        if key is None:
+            key = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+            if len(_ENV_NAMES) < 1024:
+                _ENV_NAMES[name] = key
+        val = value.decode("latin-1")
+        old = environ.get(key)
+        if old is not None:
+            val = old + ("; " if name == b"cookie" else ",") + val
+        environ[key] = val
+    if "HTTP_HOST" in environ:
+        host = environ["HTTP_HOST"]
+        if host.startswith("["):
+            environ["SERVER_NAME"] = host.split("]")[0] + "]"
+        else:
+            environ["SERVER_NAME"] = host.rsplit(":", 1)[0] if ":" in host else host
+    return environ
+
+
+_ENV_NAMES: dict[bytes, str] = {}
+
+
+def iter_close(result: Iterable[bytes]) -> None:  # pragma: no cover - helper for adapters
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,113 @@
+"""``django-granian [OPTIONS] APP``: flags and ``GRANIAN_*`` environment variables mirror Granian's."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Mapping, Sequence
+
+from . import __version__
+from .config import OPTIONS, Config, ConfigError, Option, parse_value
+
+GROUP_TITLES = {
+    "app": "Application", "binding": "Binding", "http": "HTTP", "http2": "HTTP/2", "websockets": "WebSockets",
+    "tls": "TLS", "workers": "Workers and runtime", "reload": "Reload", "static": "Static files",
+    "logging": "Logging", "metrics": "Metrics",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # clearer than argparse's default, and exit code 2 like click
+        self.print_usage(sys.stderr)
+        self.exit(2, f"Error: {message}\n")
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, *, skip: Sequence[str] = ()) -> None:
+    """Add every Config option to an argparse parser (used by the CLI and the Django command)."""
+    groups: dict[str, Any] = {}
+    for name, opt in OPTIONS.items():
+        if name == "app" or name in skip:
+            continue
+        group = groups.get(opt.group)
+        if group is None:
+            group = groups[opt.group] = parser.add_argument_group(GROUP_TITLES.get(opt.group, opt.group))
+        help_text = opt.help + _default_text(name, opt) + f" [env: {opt.env}]"
+        help_text = help_text.replace("%", "%%")
+        if opt.kind == "bool":
+            if opt.flag_only:
+                group.add_argument(opt.flag, dest=name, action="store_const", const=True,
+                                   default=argparse.SUPPRESS, help=help_text)
+            else:
+                group.add_argument(opt.flag, dest=name, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=help_text)
+        elif opt.kind == "list":
+            group.add_argument(opt.flag, dest=name, action="append", default=argparse.SUPPRESS,
+                               metavar=opt.metavar or "TEXT", help=help_text)
+        else:
+            metavar = opt.metavar or ("{" + "|".join(opt.choices) + "}" if opt.choices else opt.kind.upper())
+            group.add_argument(opt.flag, dest=name, default=argparse.SUPPRESS, metavar=metavar, help=help_text)
+
+
+def _default_text(name: str, opt: Option) -> str:
+    default = Config.__dataclass_fields__[name].default
+    if opt.kind == "bool":
+        return f" [default: {'enabled' if default else 'disabled'}]"
+    if default is None or isinstance(default, list) or default == "":
+        return ""
+    return f" [default: {default}]"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="django-granian",
+        description="A production HTTP/1.1, HTTP/2 and WebSocket server for ASGI, WSGI and RSGI apps "
+                    "(a Python implementation of Granian's interface).",
+        formatter_class=argparse.HelpFormatter,
+    )
+    parser.add_argument("app", nargs="?", default=argparse.SUPPRESS, metavar="APP",
+                        help="Application target: module:attr, module:attr.sub or path/file.py:attr "
+                             "[env: GRANIAN_APP]")
+    parser.add_argument("--version", action="version", version=f"django-granian {__version__}")
+    add_option_arguments(parser)
+    return parser
+
+
+def collect_values(cli: Mapping[str, Any], environ: Mapping[str, str],
+                   base: Mapping[str, tuple[Any, str]] | None = None) -> dict[str, tuple[Any, str]]:
+    """Merge sources in precedence order (base < env < command line) into name -> (value, source)."""
+    values: dict[str, tuple[Any, str]] = dict(base or {})
+    for name, opt in OPTIONS.items():
+        if opt.env in environ:
+            values[name] = (parse_value(opt, environ[opt.env], source=f"environment {opt.env}"), "env")
+    for name, raw in cli.items():
+        values[name] = (parse_value(OPTIONS[name], raw, source="command line"), "command line")
+    return values
+
+
+def config_from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    environ = os.environ if environ is None else environ
+    values = collect_values(vars(ns), environ)
+    config = Config(**{k: v for k, (v, _) in values.items()}).validate()
+    config_sources = {k: src for k, (_, src) in values.items()}
+    object.__setattr__(config, "_sources", config_sources)
+    if not config.app:
+        parser.error("missing argument APP (module:attr), e.g. `django-granian --interface asgi app:app`")
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        config = config_from_args(argv)
+    except ConfigError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        raise SystemExit(2) from None
+    from .runner import run
+
+    raise SystemExit(run(config))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,451 @@
+"""One typed, validated configuration object.
+
+Every option is declared once, as a field of :class:`Config` with an :func:`option` metadata
+record. The CLI (``cli.py``), the ``GRANIAN_*`` environment, ``settings.GRANIAN`` (Django) and the
+generated option reference in ``docs/reference.md`` are all derived from these declarations.
+No I/O happens here except reading files named by options when validating them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+__all__ = ["Config", "ConfigError", "OPTIONS", "Option", "option", "parse_value"]
+
+
+class ConfigError(ValueError):
+    """A configuration value a user must fix; the message names the option."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # field name, e.g. "http1_keep_alive"
+    help: str
+    kind: str  # str | int | float | bool | choice | path | dir | file | octal | list | size
+    choices: tuple[str, ...] = ()
+    flag_only: bool = False  # bool options without a --no- form (like Granian's --reload)
+    group: str = "server"
+    minimum: float | None = None
+    maximum: float | None = None
+    metavar: str | None = None
+    granian: bool = True  # the option exists in Granian with the same meaning
+    compat_only: bool = False  # accepted for Granian compatibility, has no effect here
+    nullable: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "GRANIAN_" + self.name.upper()
+
+
+def option(default: Any, help: str, kind: str = "str", **kw: Any) -> Any:
+    """Declare a Config field together with its CLI/env/settings metadata."""
+    meta = {"help": help, "kind": kind, **kw}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+LOG_LEVELS = ("critical", "error", "warning", "warn", "info", "debug", "notset")
+DEFAULT_ACCESS_LOG_FMT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
+
+
+@dataclass
+class Config:
+    # --- application -------------------------------------------------------------------------
+    app: str | None = option(None, "Application target, `module:attr`, `module:attr.sub` or `path/file.py:attr`.",
+                             group="app", metavar="APP", nullable=True)
+    interface: str = option("auto", "Application interface. `auto` detects RSGI (`__rsgi__`), ASGI (async callable) "
+                            "or WSGI; `asginl` is ASGI without lifespan.", "choice",
+                            choices=("auto", "asgi", "asginl", "rsgi", "wsgi"), group="app")
+    factory: bool = option(False, "Treat APP as a factory: call it (no arguments) to get the application.", "bool",
+                           flag_only=True, group="app")
+    working_dir: str | None = option(None, "Working directory: chdir there and put it first on sys.path.", "dir",
+                                     group="app", nullable=True)
+    env_files: list[str] = option([], "Environment files (dotenv syntax) to load before importing the app.", "list",
+                                  group="app", metavar="FILE")
+    lifespan: str = option("auto", "ASGI lifespan protocol: `auto` (use it if the app supports it), `on` (require "
+                           "it), `off`.", "choice", choices=("auto", "on", "off"), group="app", granian=False)
+    url_path_prefix: str | None = option(None, "URL path prefix the app is mounted on: ASGI `root_path`, WSGI "
+                                         "`SCRIPT_NAME`. Requests outside it get 404.", group="app", nullable=True)
+    # --- binding -----------------------------------------------------------------------------
+    host: str = option("127.0.0.1", "Host address to bind to.", group="binding")
+    port: int = option(8000, "Port to bind to.", "int", minimum=0, maximum=65535, group="binding")
+    uds: str | None = option(None, "Unix domain socket path to bind to (instead of host/port).", "path",
+                             group="binding", nullable=True)
+    uds_permissions: int | None = option(None, "Unix domain socket file permissions (octal, e.g. 660).", "octal",
+                                         group="binding", nullable=True)
+    fd: int | None = option(None, "Serve on an inherited listening socket file descriptor.", "int", minimum=0,
+                            group="binding", nullable=True, granian=False)
+    backlog: int = option(1024, "Maximum number of pending connections.", "int", minimum=128, group="binding")
+    backpressure: int | None = option(None, "Maximum concurrent requests per worker (default: backlog / workers); "
+                                      "further connections wait in the accept queue.", "int", minimum=1,
+                                      group="binding", nullable=True)
+    # --- HTTP --------------------------------------------------------------------------------
+    http: str = option("auto", "HTTP version: `auto`, `1` or `2`.", "choice", choices=("auto", "1", "2"), group="http")
+    ws: bool = option(True, "Enable WebSockets.", "bool", group="http")
+    http1_buffer_size: int = option(417792, "Maximum buffered request head size for HTTP/1 (bytes); larger heads "
+                                    "get 431.", "int", minimum=1024, group="http")
+    http1_header_read_timeout: int = option(30000, "Time (ms) a client has to send a complete request head; then "
+                                            "408 and close (slowloris protection).", "int", minimum=1, group="http")
+    http1_keep_alive: bool = option(True, "Enable HTTP/1 keep-alive.", "bool", group="http")
+    http1_pipeline_flush: bool = option(False, "Aggregate pipelined responses (accepted for Granian "
+                                        "compatibility: pipelined responses are always coalesced).", "bool",
+                                        flag_only=True, group="http", compat_only=True)
+    keep_alive_timeout: float = option(60.0, "Seconds an idle keep-alive connection is kept open.", "float",
+                                       minimum=0.1, group="http", granian=False)
+    limit_request_line: int = option(8190, "Maximum request line length (bytes); longer gets 414.", "int",
+                                     minimum=64, group="http", granian=False)
+    limit_request_fields: int = option(100, "Maximum number of request header fields; more gets 431.", "int",
+                                       minimum=1, group="http", granian=False)
+    limit_request_field_size: int = option(8190, "Maximum size of one request header field (bytes); larger gets "
+                                           "431.", "int", minimum=16, group="http", granian=False)
+    limit_request_body: int = option(0, "Maximum request body size in bytes (0: unlimited); larger gets 413.",
+                                     "size", minimum=0, group="http", granian=False)
+    forwarded_allow_ips: list[str] = option([], "Proxy addresses (IPs or CIDRs, comma separated, `*` for all) "
+                                            "whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are "
+                                            "trusted for client address and scheme.", "list", group="http",
+                                            granian=False, metavar="CIDRS")
+    server_header: bool = option(True, "Send a `server: django-granian` header when the app sets none.", "bool",
+                                 group="http", granian=False)
+    graceful_timeout: float = option(30.0, "Seconds in-flight requests get to finish on shutdown before "
+                                     "connections are closed.", "float", minimum=0, group="http", granian=False)
+    http2_adaptive_window: bool = option(False, "Use an adaptive flow-control window for HTTP/2.", "bool",
+                                         group="http2")
+    http2_initial_connection_window_size: int = option(1048576, "HTTP/2 initial connection window size.", "int",
+                                                       minimum=65535, maximum=2**31 - 1, group="http2")
+    http2_initial_stream_window_size: int = option(1048576, "HTTP/2 initial stream window size.", "int",
+                                                   minimum=1, maximum=2**31 - 1, group="http2")
+    http2_keep_alive_interval: int | None = option(None, "HTTP/2 PING interval (ms).", "int", minimum=1,
+                                                   group="http2", nullable=True)
+    http2_keep_alive_timeout: int = option(20, "HTTP/2 PING acknowledgement timeout (s).", "int", minimum=1,
+                                           group="http2")
+    http2_max_concurrent_streams: int = option(200, "HTTP/2 maximum concurrent streams per connection.", "int",
+                                               minimum=1, group="http2")
+    http2_max_frame_size: int = option(16384, "HTTP/2 maximum frame size.", "int", minimum=16384,
+                                       maximum=16777215, group="http2")
+    http2_max_headers_size: int = option(16777216, "HTTP/2 maximum header list size.", "int", minimum=1,
+                                         group="http2")
+    http2_max_send_buffer_size: int = option(409600, "HTTP/2 maximum write buffer per stream.", "int", minimum=1,
+                                             group="http2")
+    # --- WebSockets ----------------------------------------------------------------------------
+    ws_max_message_size: int = option(16777216, "Maximum WebSocket message size (bytes); larger closes with "
+                                      "1009.", "size", minimum=1, group="websockets", granian=False)
+    ws_ping_interval: float | None = option(None, "Seconds between server WebSocket pings (off by default).",
+                                            "float", minimum=0.1, group="websockets", granian=False, nullable=True)
+    ws_ping_timeout: float = option(20.0, "Seconds to wait for a pong before closing.", "float", minimum=0.1,
+                                    group="websockets", granian=False)
+    ws_per_message_deflate: bool = option(True, "Offer permessage-deflate compression.", "bool",
+                                          group="websockets", granian=False)
+    # --- TLS -----------------------------------------------------------------------------------
+    ssl_certificate: str | None = option(None, "TLS certificate chain file (PEM).", "file", group="tls",
+                                         nullable=True)
+    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).", "file", group="tls", nullable=True)
+    ssl_keyfile_password: str | None = option(None, "Password of an encrypted TLS key file.", group="tls",
+                                              nullable=True)
+    ssl_protocol_min: str = option("tls1.3", "Minimum TLS version.", "choice", choices=("tls1.2", "tls1.3"),
+                                   group="tls")
+    ssl_ca: str | None = option(None, "CA bundle to verify client certificates.", "file", group="tls",
+                                nullable=True)
+    ssl_crl: list[str] = option([], "Certificate revocation list files (PEM).", "list", group="tls", metavar="FILE")
+    ssl_client_verify: bool = option(False, "Require and verify client certificates (needs --ssl-ca).", "bool",
+                                     flag_only=True, group="tls")
+    # --- workers -------------------------------------------------------------------------------
+    workers: int = option(1, "Number of worker processes (`auto`: sized from CPUs and memory).", "workers",
+                          minimum=1, group="workers")
+    blocking_threads: int | None = option(None, "Threads per worker for blocking work (WSGI apps run there). "
+                                          "Default: 1 for ASGI/RSGI, min(32, 2 x CPUs + 1) for WSGI.", "int",
+                                          minimum=1, group="workers", nullable=True)
+    blocking_threads_idle_timeout: int = option(30, "Idle seconds before a blocking thread exits (accepted for "
+                                                "compatibility).", "int", minimum=5, group="workers",
+                                                compat_only=True)
+    runtime_threads: int = option(1, "Rust runtime threads (accepted for Granian compatibility; no effect).",
+                                  "int", minimum=1, group="workers", compat_only=True)
+    runtime_blocking_threads: int | None = option(None, "Rust runtime blocking threads (accepted for Granian "
+                                                  "compatibility; no effect).", "int", minimum=1,
+                                                  group="workers", compat_only=True, nullable=True)
+    runtime_mode: str = option("auto", "Rust runtime mode (accepted for Granian compatibility; no effect).",
+                               "choice", choices=("auto", "mt", "st"), group="workers", compat_only=True)
+    loop: str = option("auto", "Event loop: `auto` (uvloop when installed), `asyncio`, `uvloop`.", "choice",
+                       choices=("auto", "asyncio", "rloop", "uvloop"), group="workers")
+    task_impl: str = option("asyncio", "Task implementation (accepted for Granian compatibility; eager asyncio "
+                            "tasks are always used).", "choice", choices=("asyncio", "rust"), group="workers",
+                            compat_only=True)
+    respawn_failed_workers: bool = option(False, "Respawn workers that exit unexpectedly.", "bool",
+                                          flag_only=True, group="workers")
+    respawn_interval: float = option(3.5, "Seconds to wait before respawning a failed worker.", "float",
+                                     minimum=0, group="workers")
+    workers_lifetime: int | None = option(None, "Seconds after which a worker is gracefully replaced.", "int",
+                                          minimum=1, group="workers", nullable=True)
+    workers_max_requests: int | None = option(None, "Requests after which a worker is gracefully replaced.",
+                                              "int", minimum=1, group="workers", nullable=True, granian=False)
+    workers_max_requests_jitter: int = option(0, "Random 0..N added to --workers-max-requests per worker.", "int",
+                                              minimum=0, group="workers", granian=False)
+    workers_max_rss: int | None = option(None, "Resident memory (MiB) above which a worker is gracefully "
+                                         "replaced.", "int", minimum=1, group="workers", nullable=True)
+    workers_kill_timeout: float | None = option(None, "Seconds to wait for a worker to stop before killing it "
+                                                "(default: --graceful-timeout + 5).", "float", minimum=1,
+                                                group="workers", nullable=True)
+    rss_sample_interval: float = option(30.0, "Seconds between RSS samples.", "float", minimum=0.1,
+                                        group="workers")
+    rss_samples: int = option(1, "Consecutive samples over --workers-max-rss before replacing a worker.", "int",
+                              minimum=1, group="workers")
+    process_name: str | None = option(None, "Process title prefix (uses setproctitle if installed).",
+                                      group="workers", nullable=True)
+    pid_file: str | None = option(None, "File to write the supervisor PID to.", "path", group="workers",
+                                  nullable=True)
+    # --- reload --------------------------------------------------------------------------------
+    reload: bool = option(False, "Restart workers when watched files change (needs watchfiles).", "bool",
+                          flag_only=True, group="reload")
+    reload_paths: list[str] = option([], "Paths to watch (default: working directory).", "list", group="reload",
+                                     metavar="PATH")
+    reload_ignore_dirs: list[str] = option([], "Directory names to ignore.", "list", group="reload")
+    reload_ignore_patterns: list[str] = option([], "Regular expressions of file names to ignore.", "list",
+                                               group="reload")
+    reload_ignore_paths: list[str] = option([], "Absolute paths to ignore.", "list", group="reload")
+    reload_filter: str | None = option(None, "Import path of a watchfiles filter class.", group="reload",
+                                       nullable=True)
+    reload_tick: int = option(50, "Milliseconds between file-change checks.", "int", minimum=10, group="reload")
+    reload_ignore_worker_failure: bool = option(False, "Keep watching when a reloaded worker fails to start.",
+                                                "bool", flag_only=True, group="reload")
+    # --- static files --------------------------------------------------------------------------
+    static_path_route: list[str] = option([], "URL route(s) for static files (default `/static`; repeat, paired "
+                                          "in order with --static-path-mount).", "list", group="static")
+    static_path_mount: list[str] = option([], "Directory(ies) to serve static files from.", "list",
+                                          group="static", metavar="DIR")
+    static_path_dir_to_file: str | None = option(None, "File served for directory requests (e.g. index.html).",
+                                                 group="static", nullable=True)
+    static_path_expires: int = option(86400, "Cache-Control max-age (seconds) for static files; 0 disables.",
+                                      "int", minimum=0, group="static")
+    static_path_follow_symlinks: bool = option(False, "Follow symlinks that point outside a static mount.",
+                                               "bool", group="static", granian=False)
+    # --- logging and metrics ---------------------------------------------------------------------
+    log: bool = option(True, "Enable logging.", "bool", group="logging")
+    log_level: str = option("info", "Log level.", "choice", choices=LOG_LEVELS, group="logging")
+    log_config: str | None = option(None, "Logging configuration file (JSON dictConfig).", "file",
+                                    group="logging", nullable=True)
+    access_log: bool = option(False, "Enable the access log.", "bool", group="logging")
+    access_log_fmt: str = option(DEFAULT_ACCESS_LOG_FMT, "Access log format (%-style with atoms addr, time, "
+                                 "dt_ms, status, path, query_string, method, scheme, protocol, size, "
+                                 "header{name}).", group="logging")
+    metrics: bool = option(False, "Serve Prometheus metrics.", "bool", group="metrics")
+    metrics_scrape_interval: int = option(15, "Seconds between metrics aggregations.", "int", minimum=1,
+                                          group="metrics")
+    metrics_address: str = option("127.0.0.1", "Metrics endpoint address.", group="metrics")
+    metrics_port: int = option(9090, "Metrics endpoint port.", "int", minimum=0, maximum=65535, group="metrics")
+
+    # ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings") -> "Config":
+        """Build a Config from option names -> values (strings are converted); unknown keys raise."""
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.lstrip("-").replace("-", "_").lower()
+            if name not in OPTIONS:
+                raise ConfigError(f"unknown option {key!r} in {source}{_suggest(name)}")
+            kwargs[name] = parse_value(OPTIONS[name], value, source=source)
+        return cls(**kwargs).validate()
+
+    def replace(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes).validate()
+
+    def non_defaults(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if value != default and f.name != "app":
+                out[f.name] = value
+        return out
+
+    # -- derived values ---------------------------------------------------------------------------
+    @property
+    def static_mounts(self) -> list[tuple[str, str]]:
+        routes = self.static_path_route or ["/static"]
+        return list(zip(routes, self.static_path_mount))
+
+    @property
+    def kill_timeout(self) -> float:
+        return self.workers_kill_timeout if self.workers_kill_timeout is not None else self.graceful_timeout + 5
+
+    def threads_for(self, interface: str) -> int:
+        if self.blocking_threads is not None:
+            return self.blocking_threads
+        return min(32, 2 * (os.cpu_count() or 1) + 1) if interface == "wsgi" else 1
+
+    def validate(self) -> "Config":
+        """Cross-option checks; raises ConfigError naming the option."""
+        for name, opt in OPTIONS.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if opt.kind in ("int", "float", "size", "workers") and not isinstance(value, bool):
+                if opt.minimum is not None and value < opt.minimum:
+                    raise ConfigError(f"{opt.flag}: {value} is below the minimum {_num(opt.minimum)}")
+                if opt.maximum is not None and value > opt.maximum:
+                    raise ConfigError(f"{opt.flag}: {value} is above the maximum {_num(opt.maximum)}")
+            if opt.kind == "choice" and value not in opt.choices:
+                raise ConfigError(f"{opt.flag}: {value!r} is not one of {', '.join(opt.choices)}")
+        if self.url_path_prefix is not None:
+            prefix = self.url_path_prefix.rstrip("/")
+            if prefix and not prefix.startswith("/"):
+                raise ConfigError("--url-path-prefix must start with '/'")
+            self.url_path_prefix = prefix or None
+        if self.static_path_route and len(self.static_path_route) != len(self.static_path_mount):
+            raise ConfigError("--static-path-route and --static-path-mount must be given the same number of times "
+                              f"({len(self.static_path_route)} routes, {len(self.static_path_mount)} mounts)")
+        for route in self.static_path_route:
+            if not route.startswith("/"):
+                raise ConfigError(f"--static-path-route {route!r} must start with '/'")
+        for mount in self.static_path_mount:
+            if not os.path.isdir(mount):
+                raise ConfigError(f"--static-path-mount {mount!r} is not a directory")
+        if self.ssl_keyfile and not self.ssl_certificate:
+            raise ConfigError("--ssl-keyfile needs --ssl-certificate")
+        if self.ssl_certificate and not self.ssl_keyfile:
+            raise ConfigError("--ssl-certificate needs --ssl-keyfile")
+        if self.ssl_client_verify and not self.ssl_ca:
+            raise ConfigError("--ssl-client-verify needs --ssl-ca")
+        if self.uds_permissions is not None and self.uds is None:
+            raise ConfigError("--uds-permissions needs --uds")
+        self.forwarded_networks()  # validates the CIDRs
+        if self.log_config:
+            import json
+
+            try:
+                with open(self.log_config) as fh:
+                    json.load(fh)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"--log-config {self.log_config!r}: not a readable JSON file ({exc})") from None
+        return self
+
+    def forwarded_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+        """Trusted proxy networks; None when all are trusted (``*``)."""
+        nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for item in self.forwarded_allow_ips:
+            for part in item.split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                if part == "*":
+                    return None
+                try:
+                    nets.append(ipaddress.ip_network(part, strict=False))
+                except ValueError:
+                    raise ConfigError(f"--forwarded-allow-ips: {part!r} is not an IP address or CIDR") from None
+        return nets
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _build_options() -> dict[str, Option]:
+    out = {}
+    for f in dataclasses.fields(Config):
+        meta = dict(f.metadata)
+        out[f.name] = Option(name=f.name, **meta)
+    return out
+
+
+OPTIONS: dict[str, Option] = _build_options()
+
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+_SIZE_UNITS = {"k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+               "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+
+
+def _suggest(name: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, OPTIONS, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_value(opt: Option, value: Any, *, source: str = "command line") -> Any:
+    """Convert a raw value (usually a string) to the option's type; errors name the option."""
+    where = f"{opt.flag}" if source == "command line" else f"{opt.flag} (from {source})"
+    kind = opt.kind
+    try:
+        if value is None:
+            if opt.nullable:
+                return None
+            raise ValueError("a value is required")
+        if kind == "list":
+            if isinstance(value, str):
+                return value.split()
+            if isinstance(value, Iterable):
+                return [str(v) for v in value]
+            raise ValueError("expected a list")
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError("expected true/false")
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError("expected an integer")
+            return int(value)
+        if kind == "workers":
+            if isinstance(value, str) and value.strip().lower() == "auto":
+                from .workers.sizing import auto_workers
+
+                return auto_workers()
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "octal":
+            return int(str(value), 8) if isinstance(value, str) else int(value)
+        if kind == "size":
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            text = str(value).strip().lower().replace("_", "")
+            num = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+            unit = text[len(num):].strip()
+            if unit and unit not in _SIZE_UNITS:
+                raise ValueError(f"unknown size unit {unit!r}")
+            return int(float(num) * _SIZE_UNITS.get(unit, 1))
+        if kind == "choice":
+            text = str(value).strip().lower()
+            if text not in opt.choices:
+                raise ValueError(f"expected one of {', '.join(opt.choices)}")
+            return text
+        if kind in ("file", "dir", "path", "str"):
+            text = str(value)
+            if kind == "file" and not os.path.isfile(text):
+                raise ValueError(f"file {text!r} does not exist")
+            if kind == "dir" and not os.path.isdir(text):
+                raise ValueError(f"directory {text!r} does not exist")
+            return text
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: invalid value {value!r}: {exc}") from None
+    raise ConfigError(f"{where}: unsupported option kind {kind}")
+
+
+def option_names() -> Sequence[str]:
+    return list(OPTIONS)
+
+
+def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Option values found in ``GRANIAN_*`` environment variables (unknown GRANIAN_ names are ignored)."""
+    environ = os.environ if environ is None else environ
+    out = {}
+    for name, opt in OPTIONS.items():
+        if opt.env in environ:
+            out[name] = environ[opt.env]
+    return out
+
+
+Converter = Callable[[Any], Any]

@@ -1,0 +1,260 @@
+"""One worker's server: load the app, bind, serve until stopped, shut down gracefully.
+
+Embedding API::
+
+    from django_granian import Config, Server, serve
+    Server(Config(app="mod:app", interface="asgi")).run()      # blocking, handles signals
+    await serve(app, Config(interface="asgi", port=0))          # inside a running loop
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any, Callable
+
+from ..app.lifespan import LifespanFailure
+from ..app.loader import AppLoadError, detect_interface, load_target
+from ..config import Config, ConfigError
+from .h1 import HTTP1Protocol
+from .sockets import bind_sockets, describe_socket
+from .state import ServerState
+
+logger = logging.getLogger("django_granian")
+
+EXIT_OK, EXIT_CONFIG, EXIT_STARTUP = 0, 2, 3
+
+
+def select_loop(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise ConfigError("--loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        else:
+            return uvloop.new_event_loop
+    if name == "rloop":
+        try:
+            import rloop  # type: ignore[import-not-found]
+        except ImportError:
+            raise ConfigError("--loop rloop: rloop is not installed (pip install rloop)") from None
+        return rloop.new_event_loop  # type: ignore[no-any-return]
+    return asyncio.new_event_loop
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    module = type(loop).__module__.split(".")[0]
+    return "uvloop" if module == "uvloop" else ("rloop" if module == "rloop" else "asyncio")
+
+
+def build_interface(config: Config, app: Any, state: ServerState) -> Any:
+    kind = config.interface
+    if kind == "auto":
+        kind = detect_interface(app)
+    if kind in ("asgi", "asginl"):
+        from ..app.asgi import ASGIInterface
+
+        return ASGIInterface(app, state, "off" if kind == "asginl" else config.lifespan)
+    if kind == "wsgi":
+        from ..app.wsgi import WSGIInterface
+
+        return WSGIInterface(app, state, config.threads_for("wsgi"), multiprocess=config.workers > 1)
+    if kind == "rsgi":
+        try:
+            from ..app.rsgi import RSGIInterface  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise ConfigError("--interface rsgi is not available in this version") from None
+        return RSGIInterface(app, state)
+    raise ConfigError(f"--interface: unknown interface {kind!r}")
+
+
+class Server:
+    def __init__(self, config: Config, app: Any = None) -> None:
+        self.config = config
+        self.app = app
+        self.state: ServerState | None = None
+        self.servers: list[asyncio.AbstractServer] = []
+        self.sockets: list[socket.socket] = []
+        self.started = asyncio.Event() if sys.version_info >= (3, 10) else None
+        self._stop: asyncio.Event | None = None
+        self._force = False
+        self.exit_code = EXIT_OK
+        self.addresses: list[str] = []
+        self.interface: Any = None
+        self.on_started: Callable[["Server"], None] | None = None
+
+    # -- blocking entry point ---------------------------------------------------------------------
+    def run(self, sockets: list[socket.socket] | None = None) -> int:
+        try:
+            loop_factory = select_loop(self.config.loop)
+        except ConfigError as exc:
+            logger.error("%s", exc)
+            return EXIT_CONFIG
+        loop = loop_factory()
+        asyncio.set_event_loop(loop)
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(sig, self.handle_exit, sig)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
+                    pass
+            return loop.run_until_complete(self._serve_catching(sockets))
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                loop.close()
+
+    async def _serve_catching(self, sockets: list[socket.socket] | None) -> int:
+        try:
+            await self.serve(sockets)
+        except (ConfigError, AppLoadError) as exc:
+            logger.error("%s", exc)
+            return EXIT_CONFIG
+        except LifespanFailure as exc:
+            logger.error("Application startup failed: %s", exc)
+            return EXIT_STARTUP
+        return self.exit_code
+
+    def handle_exit(self, sig: int | None = None) -> None:
+        if self._stop is not None and self._stop.is_set():
+            self._force = True  # second signal: stop waiting for in-flight requests
+            logger.warning("Forcing shutdown")
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    # -- the async server ---------------------------------------------------------------------------
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        if self.started is None or self.started._loop not in (None, loop):  # type: ignore[attr-defined]
+            self.started = asyncio.Event()
+        app = self.app
+        if app is None:
+            if not config.app:
+                raise ConfigError("no application given (APP argument, GRANIAN_APP or Config(app=...))")
+            app = load_target(config.app, factory=config.factory)
+        state = self.state = ServerState(config, None, loop)
+        interface = self.interface = build_interface(config, app, state)
+        state.interface = interface
+        self._install_extras(state)
+        await interface.startup()
+        try:
+            if sockets is None:
+                sockets = bind_sockets(config)
+            self.sockets = sockets
+            ssl_context = self._ssl_context()
+            factory = self._protocol_factory(state)
+            for sock in sockets:
+                server = await loop.create_server(factory, sock=sock, backlog=config.backlog, ssl=ssl_context)
+                self.servers.append(server)
+            state.ssl = ssl_context is not None
+            scheme = "https" if ssl_context is not None else "http"
+            self.addresses = [describe_socket(s, scheme) for s in sockets]
+            state.start()
+            self._banner(loop)
+            self.started.set()
+            if self.on_started is not None:
+                self.on_started(self)
+            await self._stop.wait()
+        finally:
+            await self._shutdown(state, interface)
+
+    def _install_extras(self, state: ServerState) -> None:
+        """Static files and other per-worker engines (no-ops when not configured)."""
+        if self.config.static_path_mount:
+            try:
+                from ..static.files import StaticFiles  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                raise ConfigError("--static-path-mount: static file serving is not available") from None
+            state.static = StaticFiles.from_config(self.config)
+
+    def _ssl_context(self) -> Any:
+        if not self.config.ssl_certificate:
+            return None
+        try:
+            from .tls import make_ssl_context  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise ConfigError("--ssl-certificate: TLS is not available in this version") from None
+        return make_ssl_context(self.config)
+
+    def _protocol_factory(self, state: ServerState) -> Callable[[], asyncio.Protocol]:
+        if self.config.http == "2":
+            try:
+                from .h2 import HTTP2Protocol  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                raise ConfigError("--http 2: HTTP/2 is not available in this version (use --http 1)") from None
+            return lambda: HTTP2Protocol(state)
+        return lambda: HTTP1Protocol(state)
+
+    async def _shutdown(self, state: ServerState, interface: Any) -> None:
+        state.shutting_down = True
+        for server in self.servers:
+            server.close()
+        for conn in list(state.connections):
+            conn.shutdown()
+        timeout = self.config.graceful_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while state.connections and not self._force and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if state.connections:
+            logger.warning("Closing %d connection(s) still open after the graceful timeout",
+                           len(state.connections))
+            for conn in list(state.connections):
+                transport = conn.transport
+                if transport is not None:
+                    transport.abort()
+            await asyncio.sleep(0)
+        for server in self.servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 1.0)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+                pass
+        await interface.shutdown(timeout)
+        state.stop()
+        if self.config.uds and self.config.fd is None:
+            try:
+                os.unlink(self.config.uds)
+            except OSError:
+                pass
+
+    def _banner(self, loop: asyncio.AbstractEventLoop) -> None:
+        from .. import __version__
+
+        config = self.config
+        py = ".".join(map(str, sys.version_info[:3]))
+        http = {"auto": "HTTP/1.1", "1": "HTTP/1.1", "2": "HTTP/2"}[config.http]
+        logger.info("django-granian %s (Python %s, %s loop, pid %d)", __version__, py, loop_name(loop),
+                    os.getpid())
+        logger.info("Serving %s app %s (%s) on %s", self.interface.describe(), config.app or repr(self.app),
+                    http, ", ".join(self.addresses))
+        sources = getattr(config, "_sources", {})
+        changed = config.non_defaults()
+        if changed:
+            opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({sources[k]})" if k in sources else "")
+                             for k, v in changed.items())
+            logger.info("Options: %s", opts)
+
+
+def OPTION_FLAG(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+async def serve(app: Any, config: Config | None = None, *, sockets: list[socket.socket] | None = None) -> None:
+    """Serve ``app`` inside the running event loop until cancelled."""
+    server = Server(config or Config(), app)
+    try:
+        await server.serve(sockets)
+    except asyncio.CancelledError:
+        raise

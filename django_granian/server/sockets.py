@@ -1,0 +1,70 @@
+"""Listening sockets: TCP (IPv4/IPv6), Unix domain sockets, inherited descriptors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+from ..config import Config, ConfigError
+
+
+def bind_sockets(config: Config) -> list[socket.socket]:
+    """Bind the listening socket(s) described by the config; errors are ConfigError with a clear message."""
+    if config.fd is not None:
+        try:
+            sock = socket.socket(fileno=config.fd)
+        except OSError as exc:
+            raise ConfigError(f"--fd {config.fd}: not a usable socket ({exc.strerror or exc})") from None
+        sock.setblocking(False)
+        return [sock]
+    if config.uds:
+        return [bind_unix(config.uds, config.uds_permissions, config.backlog)]
+    return [bind_tcp(config.host, config.port, config.backlog)]
+
+
+def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot bind to {host}:{port}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def bind_unix(path: str, permissions: int | None, backlog: int) -> socket.socket:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)  # a stale socket from a previous run
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        if permissions is not None:
+            os.chmod(path, permissions)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot bind to unix socket {path!r}: {exc.strerror or exc}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def describe_socket(sock: socket.socket, scheme: str = "http") -> str:
+    addr = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"{scheme}+unix://{addr}"
+    if sock.family == socket.AF_INET6:
+        return f"{scheme}://[{addr[0]}]:{addr[1]}"
+    return f"{scheme}://{addr[0]}:{addr[1]}"

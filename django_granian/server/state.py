@@ -1,0 +1,81 @@
+"""Per-worker state shared by every connection: config, app interface, limits, clock, Date header."""
+
+from __future__ import annotations
+
+import asyncio
+from email.utils import formatdate
+from typing import Any, Callable
+
+from ..app.scope import ProxyTrust
+from ..config import Config
+from ..protocol.http11 import Limits
+
+SERVER_HEADER = b"server: django-granian\r\n"
+
+
+class ServerState:
+    """What every connection of one worker shares.
+
+    ``now`` is ``loop.time()`` refreshed once a second by :meth:`tick`, together with the cached
+    ``date`` header; per-request code reads attributes, never the clock (except for access logs).
+    """
+
+    def __init__(self, config: Config, interface: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.interface = interface  # app/interfaces: creates request cycles
+        self.loop = loop
+        self.limits = Limits(
+            max_head=config.http1_buffer_size,
+            max_line=config.limit_request_line,
+            max_fields=config.limit_request_fields,
+            max_field_size=config.limit_request_field_size,
+            max_body=config.limit_request_body,
+        )
+        self.keep_alive = config.http1_keep_alive
+        self.keep_alive_timeout = config.keep_alive_timeout
+        self.header_timeout = config.http1_header_read_timeout / 1000.0
+        prefix = config.url_path_prefix or ""
+        self.root_path = prefix
+        self.prefix_bytes = prefix.encode("latin-1")
+        nets = config.forwarded_networks()
+        self.proxy: ProxyTrust | None = ProxyTrust(nets) if (nets is None or nets) else None
+        self.access_log = config.access_log and config.log
+        self.access_fmt = config.access_log_fmt
+        self.server_header = config.server_header
+        self.connections: set[Any] = set()
+        self.lifespan_state: dict | None = None
+        self.requests = 0  # served by this worker (max-requests, metrics)
+        self.on_request: Callable[[], None] | None = None  # set by the worker when max-requests applies
+        self.metrics: Any = None  # set by the worker when --metrics is on
+        self.static: Any = None  # static file engine, when mounts are configured
+        self.ssl = False
+        self.shutting_down = False
+        self.now = loop.time()
+        self.date = b""
+        self.default_headers = b""
+        self._ticker: asyncio.TimerHandle | None = None
+        self._update_date()
+
+    def _update_date(self) -> None:
+        self.date = b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\n"
+        self.default_headers = self.date + (SERVER_HEADER if self.server_header else b"")
+
+    def start(self) -> None:
+        self._ticker = self.loop.call_later(1.0, self.tick)
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def tick(self) -> None:
+        self.now = now = self.loop.time()
+        self._update_date()
+        for conn in list(self.connections):
+            conn.check_timeout(now)
+        self._ticker = self.loop.call_later(1.0, self.tick)
+
+    def count_request(self) -> None:
+        self.requests += 1
+        if self.on_request is not None:
+            self.on_request()

@@ -41,6 +41,12 @@ class HTTPInterface:
     def cycle(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
         raise NotImplementedError
 
+    def websocket(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
+        """Start a WebSocket session for an accepted handshake request (HTTP/1.1 Upgrade or HTTP/2
+        extended CONNECT); None when the interface has no WebSocket support (answered 404/426 by the
+        caller). Implemented by ASGI/RSGI interfaces."""
+        return None
+
     async def startup(self) -> None:
         """Interface-specific start-up (lifespan, thread pools)."""
 

@@ -43,7 +43,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "keep_alive", "writing_paused", "drain_waiter", "reading_paused", "body_mode", "body_left", "decoder",
         "body_total", "discarding", "expect_100", "continue_sent", "head_only", "resp_chunked", "resp_left",
         "resp_status", "resp_bytes", "http10", "head", "t0", "in_loop", "pressure_paused", "peer_trusted",
-        "upgrade_handler", "scan_from",
+        "scan_from", "first",
     )
 
     def __init__(self, server: ServerState) -> None:
@@ -79,7 +79,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.t0 = 0.0
         self.in_loop = False
         self.peer_trusted = False
-        self.upgrade_handler: Any = None  # set by the WebSocket / h2c upgrade support
+        self.first = True  # no request seen yet on this connection (HTTP/2 preface detection)
         self.scan_from = 0  # bytes of an incomplete head already checked
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
@@ -163,6 +163,12 @@ class HTTP1Protocol(asyncio.Protocol):
         server = self.server
         try:
             while self.cycle is None and self.buf and not self.body_mode and self.phase != CLOSED:
+                if self.first:
+                    self.first = False
+                    if self.buf[:4] == b"PRI " and server.h2_preface is not None:
+                        data, self.buf = self.buf, b""
+                        server.h2_preface(self, data)  # the connection now speaks HTTP/2
+                        return
                 try:
                     result = parse_head(self.buf, server.limits, self.scan_from)
                 except ProtocolError as exc:
@@ -209,8 +215,9 @@ class HTTP1Protocol(asyncio.Protocol):
             self.body_left = head.content_length
         else:
             self.body_mode = 0
-        if head.upgrade is not None and self.upgrade_handler is not None:
-            if self.upgrade_handler(self, head):
+        if head.upgrade is not None:
+            handler = server.upgrades.get(head.upgrade)
+            if handler is not None and handler(self, head):
                 return
         server.count_request()
         cycle = server.interface.http(self, head)

@@ -48,6 +48,12 @@ class ServerState:
         self.on_request: Callable[[], None] | None = None  # set by the worker when max-requests applies
         self.metrics: Any = None  # set by the worker when --metrics is on
         self.static: Any = None  # static file engine, when mounts are configured
+        # Extension hooks (registered at worker start-up by the features that need them):
+        # ``upgrades[b"websocket"](conn, head) -> bool`` takes over an HTTP/1.1 Upgrade request
+        # (returns False to let it be served as plain HTTP); ``h2_preface(conn, data)`` takes over
+        # a connection whose first bytes are the HTTP/2 connection preface (prior knowledge).
+        self.upgrades: dict[bytes, Callable[[Any, Any], bool]] = {}
+        self.h2_preface: Callable[[Any, bytes], None] | None = None
         self.ssl = False
         self.shutting_down = False
         self.now = loop.time()

@@ -1,0 +1,266 @@
+"""The CLI: every option from the command line and from GRANIAN_* env, validation messages, banner."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from django_granian import __version__
+from django_granian.cli import build_parser, config_from_args
+from django_granian.config import OPTIONS, Config, ConfigError
+
+from .conftest import ROOT, start_server
+
+SAMPLES = {"int": "1000", "float": "2.5", "size": "2k", "octal": "660", "workers": "3", "str": "x"}
+EXPECTED = {"int": 1000, "float": 2.5, "size": 2048, "octal": 0o660, "workers": 3, "str": "x"}
+
+
+def sample(name: str, tmp_path) -> tuple[list[str], object]:
+    """A valid command-line value for an option and the Config value it must produce."""
+    opt = OPTIONS[name]
+    if name == "url_path_prefix":
+        return [opt.flag, "/x"], "/x"
+    if name == "static_path_route":
+        return [opt.flag, "/a", opt.flag, "/b"], ["/a", "/b"]
+    if name == "forwarded_allow_ips":
+        return [opt.flag, "10.0.0.0/8", opt.flag, "127.0.0.1"], ["10.0.0.0/8", "127.0.0.1"]
+    if opt.kind == "bool":
+        return [opt.flag], True
+    if opt.kind == "choice":
+        value = opt.choices[-1]
+        return [opt.flag, value], value
+    if opt.kind == "list":
+        return [opt.flag, "a", opt.flag, "b"], ["a", "b"]
+    if opt.kind == "file":
+        path = tmp_path / f"{name}.json"
+        path.write_text("{}")
+        return [opt.flag, str(path)], str(path)
+    if opt.kind in ("dir", "path"):
+        return [opt.flag, str(tmp_path)], str(tmp_path)
+    raw = SAMPLES[opt.kind]
+    value = EXPECTED[opt.kind]
+    if opt.minimum is not None and isinstance(value, (int, float)) and value < opt.minimum:
+        raw, value = str(int(opt.minimum) + 1), int(opt.minimum) + 1
+    if opt.maximum is not None and isinstance(value, (int, float)) and value > opt.maximum:
+        raw, value = str(int(opt.maximum)), int(opt.maximum)
+    return [opt.flag, raw], value
+
+
+# options whose sample value needs a companion option to validate
+COMPANIONS = {
+    "uds_permissions": ["--uds", "/tmp/x.sock"],
+    "ssl_keyfile": ["--ssl-certificate", "{file}"],
+    "ssl_certificate": ["--ssl-keyfile", "{file}"],
+    "ssl_client_verify": ["--ssl-ca", "{file}"],
+    "static_path_route": ["--static-path-mount", "{dir}", "--static-path-mount", "{dir}"],
+    "static_path_mount": [],
+}
+NAMES = [n for n in OPTIONS if n != "app"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_option_from_command_line_and_env(name, tmp_path):
+    args, expected = sample(name, tmp_path)
+    if name == "static_path_mount":
+        args = ["--static-path-mount", str(tmp_path), "--static-path-mount", str(tmp_path)]
+        expected = [str(tmp_path), str(tmp_path)]
+    if name == "log_config":
+        (tmp_path / "log_config.json").write_text('{"version": 1}')
+    extra_file = tmp_path / "extra.pem"
+    extra_file.write_text("x")
+    extra = [a.format(file=extra_file, dir=tmp_path) for a in COMPANIONS.get(name, [])]
+    config = config_from_args([*args, *extra, "app:app"], environ={})
+    assert getattr(config, name) == expected
+    assert config._sources[name] == "command line"  # type: ignore[attr-defined]
+
+    # the same through GRANIAN_<NAME>
+    opt = OPTIONS[name]
+    if opt.kind == "bool":
+        env_value = "true"
+    elif opt.kind == "list":
+        env_value = " ".join(expected)  # type: ignore[arg-type]
+    else:
+        env_value = args[-1]
+    env = {opt.env: env_value}
+    companion_env = {}
+    for i in range(0, len(extra), 2):
+        companion_env[OPTIONS[extra[i][2:].replace("-", "_")].env] = extra[i + 1]
+    if name == "static_path_route":
+        companion_env["GRANIAN_STATIC_PATH_MOUNT"] = f"{tmp_path} {tmp_path}"
+    config = config_from_args(["app:app"], environ={**env, **companion_env})
+    assert getattr(config, name) == expected
+    assert config._sources[name] == "env"  # type: ignore[attr-defined]
+
+
+def test_command_line_overrides_env():
+    config = config_from_args(["--port", "9001", "app:app"], environ={"GRANIAN_PORT": "9000", "GRANIAN_HOST": "::"})
+    assert config.port == 9001 and config.host == "::"
+
+
+def test_app_from_env():
+    assert config_from_args([], environ={"GRANIAN_APP": "mod:app"}).app == "mod:app"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "abc"], "--port: invalid value 'abc'"),
+    (["--port", "70000"], "--port: 70000 is above the maximum 65535"),
+    (["--workers", "0"], "--workers: 0 is below the minimum 1"),
+    (["--workers", "-2"], "--workers: -2 is below the minimum 1"),
+    (["--interface", "cgi"], "--interface: invalid value 'cgi'"),
+    (["--http", "3"], "--http: invalid value '3'"),
+    (["--backlog", "10"], "--backlog: 10 is below the minimum 128"),
+    (["--log-level", "loud"], "--log-level: invalid value 'loud'"),
+    (["--ssl-certificate", "/nonexistent.pem"], "--ssl-certificate: invalid value '/nonexistent.pem': file"),
+    (["--working-dir", "/nonexistent-dir"], "--working-dir: invalid value '/nonexistent-dir'"),
+    (["--forwarded-allow-ips", "10.0.0.0/33"], "--forwarded-allow-ips: '10.0.0.0/33' is not an IP address"),
+    (["--url-path-prefix", "api"], "--url-path-prefix must start with '/'"),
+    (["--static-path-route", "/a", "--static-path-route", "/b", "--static-path-mount", "."],
+     "must be given the same number of times"),
+    (["--uds-permissions", "600"], "--uds-permissions needs --uds"),
+    (["--limit-request-body", "10 parsecs"], "--limit-request-body: invalid value"),
+])
+def test_invalid_values_name_the_option(args, message):
+    with pytest.raises(ConfigError) as info:
+        config_from_args([*args, "app:app"], environ={})
+    assert message in str(info.value)
+
+
+def test_invalid_env_value_names_the_variable():
+    with pytest.raises(ConfigError, match="GRANIAN_PORT"):
+        config_from_args(["app:app"], environ={"GRANIAN_PORT": "eighty"})
+
+
+def test_settings_mapping_rejects_unknown_keys():
+    with pytest.raises(ConfigError, match="unknown option 'wokers' in settings.*did you mean 'workers'"):
+        Config.from_mapping({"wokers": 2}, source="settings")
+    assert Config.from_mapping({"workers": "2", "http1-keep-alive": "false"}).http1_keep_alive is False
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'apps'}", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "django_granian", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=ROOT)
+
+
+def test_unknown_option_fails_at_start():
+    result = run_cli("--no-such-flag", "app:app")
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_missing_app_fails_clearly():
+    result = run_cli()
+    assert result.returncode == 2
+    assert "missing argument APP" in result.stderr
+
+
+def test_bad_value_exit_code_and_message():
+    result = run_cli("--port", "x", "app:app")
+    assert result.returncode == 2
+    assert "Error: --port: invalid value 'x'" in result.stderr
+
+
+def test_version_and_help():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"django-granian {__version__}"
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for opt in OPTIONS.values():
+        if opt.name != "app":
+            assert opt.flag in result.stdout, opt.flag
+            assert opt.env in result.stdout.replace("\n", " ").replace("  ", ""), opt.env
+
+
+def test_granian_boolean_pairs_exist():
+    parser = build_parser()
+    flags = {s for a in parser._actions for s in a.option_strings}
+    for pair in ("--log", "--no-log", "--access-log", "--no-access-log", "--http1-keep-alive",
+                 "--no-http1-keep-alive", "--ws", "--no-ws", "--metrics", "--no-metrics"):
+        assert pair in flags
+
+
+def test_console_script_and_module_entry_points():
+    script = os.path.join(os.path.dirname(sys.executable), "django-granian")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_banner_lists_version_interface_address_loop_and_changed_options(server_factory):
+    with server_factory(["--interface", "asgi", "--loop", "asyncio", "--keep-alive-timeout", "7",
+                         "hello_apps:app"], env={"GRANIAN_BACKLOG": "256"}) as srv:
+        assert httpx.get(srv.url).text == "Hello, world!"
+        out = srv.output()
+    assert f"django-granian {__version__}" in out
+    assert "asyncio loop" in out
+    assert f"Serving ASGI app hello_apps:app (HTTP/1.1) on http://127.0.0.1:{srv.port}" in out
+    assert "--keep-alive-timeout=7.0 (command line)" in out
+    assert "--backlog=256 (env)" in out
+
+
+def test_log_level_warning_hides_banner(server_factory):
+    with server_factory(["--interface", "wsgi", "--log-level", "warning", "hello_apps:wsgi"]) as srv:
+        assert httpx.get(srv.url).text == "Hello, world!"
+        out = srv.output()
+    assert "Serving" not in out
+
+
+def test_uvloop_is_the_default_loop(server_factory):
+    with server_factory(["--interface", "asgi", "hello_apps:app"]) as srv:
+        httpx.get(srv.url)
+        assert "uvloop loop" in srv.output()
+
+
+def test_working_dir_and_env_files(server_factory, tmp_path):
+    app_dir = tmp_path / "proj"
+    app_dir.mkdir()
+    (app_dir / "envapp.py").write_text(
+        "import os\n"
+        "def app(environ, start_response):\n"
+        "    body = os.environ.get('GREETING', 'unset').encode()\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [body]\n")
+    env_file = tmp_path / "app.env"
+    env_file.write_text("GREETING=hello-from-dotenv\n")
+    with server_factory(["--interface", "wsgi", "--working-dir", str(app_dir), "--env-files", str(env_file),
+                         "envapp:app"]) as srv:
+        assert httpx.get(srv.url).text == "hello-from-dotenv"
+
+
+def test_unix_domain_socket_with_permissions(server_factory, tmp_path):
+    path = tmp_path / "srv.sock"
+    with server_factory(["--interface", "asgi", "--uds", str(path), "--uds-permissions", "600", "hello_apps:app"],
+                        wait=False) as srv:
+        for _ in range(400):
+            if path.exists():
+                break
+            assert srv.proc.poll() is None, srv.output()
+            import time
+
+            time.sleep(0.05)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        transport = httpx.HTTPTransport(uds=str(path))
+        with httpx.Client(transport=transport) as client:
+            assert client.get("http://localhost/").text == "Hello, world!"
+    assert not path.exists()  # removed on shutdown
+
+
+def test_port_in_use_fails_clearly(server_factory):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = run_cli("--interface", "asgi", "--port", str(port), "hello_apps:app")
+    assert result.returncode == 2
+    assert f"cannot bind to 127.0.0.1:{port}" in result.stderr
+
+
+def test_app_import_error_fails_clearly():
+    result = run_cli("--interface", "asgi", "no_such_module_xyz:app")
+    assert result.returncode != 0
+    assert "could not import module 'no_such_module_xyz'" in result.stderr

@@ -59,7 +59,7 @@ def load_target(target: str, *, factory: bool = False) -> Any:
             obj = obj()
         except Exception as exc:
             raise AppLoadError(f"application factory {target!r} failed: {exc!r}") from exc
-    if not callable(obj):
+    if not callable(obj) and not hasattr(obj, "__rsgi__"):
         raise AppLoadError(f"{target!r} is not callable (got {type(obj).__name__}); is --factory needed?")
     return obj
 

@@ -1,0 +1,124 @@
+"""RSGI interface: every protocol method against the real server (HTTP/1.1; HTTP/2 and WebSocket below)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+
+from .conftest import http_request
+
+
+@pytest.fixture
+def rsgi(server_factory, tmp_path):
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"0123456789" * 1000)
+    marker = tmp_path / "marker.txt"
+    env = {"RSGI_FILE": str(data), "RSGI_MARKER": str(marker)}
+    with server_factory(["rsgi_apps:app"], env=env) as srv:  # interface auto-detected from __rsgi__
+        srv.marker = marker
+        srv.data = data
+        yield srv
+
+
+def test_detected_and_initialised(rsgi):
+    scope = httpx.get(rsgi.url + "/scope?a=%20b", headers={"x-multi": "1"}).json()
+    assert scope["inited"] is True
+    assert "Serving RSGI app" in rsgi.output()
+    assert scope["proto"] == "http" and scope["http_version"] == "1.1" and scope["scheme"] == "http"
+    assert scope["method"] == "GET" and scope["path"] == "/scope" and scope["query_string"] == "a=%20b"
+    assert scope["server"] == f"127.0.0.1:{rsgi.port}"
+    assert scope["client"].startswith("127.0.0.1:")
+    assert scope["authority"] == f"127.0.0.1:{rsgi.port}"
+    assert scope["user_agent"].startswith("python-httpx")
+    assert scope["has_host"] is True
+
+
+def test_multi_value_headers_and_http10(rsgi):
+    raw = http_request(rsgi.port, b"GET /scope HTTP/1.0\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    data = json.loads(body)
+    assert data["multi"] == ["a", "b"] and data["http_version"] == "1" and data["authority"] is None
+
+
+def test_response_methods(rsgi):
+    with httpx.Client(base_url=rsgi.url) as client:
+        r = client.get("/empty")
+        assert r.status_code == 204 and r.headers["x-empty"] == "1" and r.content == b""
+        r = client.get("/str")
+        assert r.status_code == 200 and r.text == "héllo" and r.headers["content-length"] == str(len("héllo".encode()))
+        r = client.get("/bytes")
+        assert r.status_code == 201 and r.content == b"\x00\x01bytes"
+        r = client.get("/stream")
+        assert r.text == "part0;part1;part2;part3;part4;end"
+        assert r.headers["transfer-encoding"] == "chunked"
+
+
+def test_request_body_call_and_iteration(rsgi):
+    payload = b"x" * 300_000
+    with httpx.Client(base_url=rsgi.url) as client:
+        assert client.post("/echo", content=payload).content == payload
+        chunked = client.post("/echo", content=iter([b"a" * 1000, b"b" * 2000]))
+        assert chunked.content == b"a" * 1000 + b"b" * 2000
+        result = client.post("/echo-iter", content=payload).json()
+        assert result["total"] == len(payload) and result["chunks"] >= 1
+        assert client.post("/echo", content=b"").content == b""
+
+
+def test_file_responses(rsgi):
+    with httpx.Client(base_url=rsgi.url) as client:
+        r = client.get("/file")
+        assert r.status_code == 200 and r.content == rsgi.data.read_bytes()
+        r = client.get("/file-range")
+        assert r.status_code == 206 and r.content == rsgi.data.read_bytes()[2:6]
+        assert r.headers["content-length"] == "4"
+
+
+def test_errors_give_500_and_keep_serving(rsgi):
+    with httpx.Client(base_url=rsgi.url) as client:
+        assert client.get("/error").status_code == 500
+        assert client.get("/nothing").status_code == 500
+        r = client.get("/twice")
+        assert r.status_code == 200
+        assert client.get("/str").status_code == 200
+    out = rsgi.output()
+    assert "Exception in RSGI application" in out and "RuntimeError: boom" in out
+    assert "RSGI app returned without a response" in out
+    assert "a response was already sent" in out
+
+
+def test_client_disconnect_is_reported(rsgi):
+    sock = socket.create_connection(("127.0.0.1", rsgi.port))
+    sock.sendall(b"GET /disconnect HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    sock.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if rsgi.marker.exists() and "disconnected" in rsgi.marker.read_text():
+            break
+        time.sleep(0.05)
+    assert "disconnected" in rsgi.marker.read_text()
+
+
+def test_rsgi_del_runs_on_shutdown(rsgi):
+    httpx.get(rsgi.url + "/str")
+    assert rsgi.stop() == 0
+    assert rsgi.marker.read_text().splitlines() == ["init", "del"]
+
+
+def test_access_log_under_rsgi(server_factory):
+    with server_factory(["--access-log", "rsgi_apps:app"]) as srv:
+        httpx.get(srv.url + "/bytes?q=1")
+        deadline = time.monotonic() + 5
+        while "/bytes" not in srv.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        line = [ln for ln in srv.output().splitlines() if "/bytes" in ln][0]
+    assert '"GET /bytes HTTP/1.1" 201' in line
+
+
+def test_plain_coroutine_with_explicit_interface(server_factory):
+    with server_factory(["--interface", "rsgi", "rsgi_apps:plain"]) as srv:
+        assert httpx.get(srv.url).text == "plain"

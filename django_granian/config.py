@@ -49,7 +49,8 @@ def option(default: Any, help: str, kind: str = "str", **kw: Any) -> Any:
     """Declare a Config field together with its CLI/env/settings metadata."""
     meta = {"help": help, "kind": kind, **kw}
     if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata=meta)
+        items = list(default)
+        return field(default_factory=items.copy, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -243,7 +244,7 @@ class Config:
 
     # ---------------------------------------------------------------------------------------------
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings") -> "Config":
+    def from_mapping(cls, values: Mapping[str, Any], *, source: str = "settings") -> Config:
         """Build a Config from option names -> values (strings are converted); unknown keys raise."""
         kwargs: dict[str, Any] = {}
         for key, value in values.items():
@@ -253,7 +254,7 @@ class Config:
             kwargs[name] = parse_value(OPTIONS[name], value, source=source)
         return cls(**kwargs).validate()
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes).validate()
 
     def non_defaults(self) -> dict[str, Any]:
@@ -269,7 +270,7 @@ class Config:
     @property
     def static_mounts(self) -> list[tuple[str, str]]:
         routes = self.static_path_route or ["/static"]
-        return list(zip(routes, self.static_path_mount))
+        return list(zip(routes, self.static_path_mount, strict=False))
 
     @property
     def kill_timeout(self) -> float:
@@ -280,7 +281,7 @@ class Config:
             return self.blocking_threads
         return min(32, 2 * (os.cpu_count() or 1) + 1) if interface == "wsgi" else 1
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Cross-option checks; raises ConfigError naming the option."""
         for name, opt in OPTIONS.items():
             value = getattr(self, name)

@@ -121,7 +121,7 @@ def http_request(port: int, data: bytes, *, timeout: float = 5.0, read_until_clo
                 chunks.append(chunk)
                 if not read_until_close:
                     break
-        except socket.timeout:
+        except TimeoutError:
             pass
         return b"".join(chunks)
 

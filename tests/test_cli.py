@@ -15,7 +15,7 @@ from django_granian import __version__
 from django_granian.cli import build_parser, config_from_args
 from django_granian.config import OPTIONS, Config, ConfigError
 
-from .conftest import ROOT, start_server
+from .conftest import ROOT
 
 SAMPLES = {"int": "1000", "float": "2.5", "size": "2k", "octal": "660", "workers": "3", "str": "x"}
 EXPECTED = {"int": 1000, "float": 2.5, "size": 2048, "octal": 0o660, "workers": 3, "str": "x"}

@@ -300,7 +300,7 @@ class RSGIHTTPCycle:
             return
         self.channel.response_complete(self)
 
-    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> "StreamTransport":
+    def response_stream(self, status: int, headers: list[tuple[str, str]]) -> StreamTransport:
         self._begin()
         self.stream_head = (status, _encode_headers(headers))
         self.state = _STREAMING

@@ -86,7 +86,7 @@ class Server:
         self.exit_code = EXIT_OK
         self.addresses: list[str] = []
         self.interface: Any = None
-        self.on_started: Callable[["Server"], None] | None = None
+        self.on_started: Callable[[Server], None] | None = None
 
     # -- blocking entry point ---------------------------------------------------------------------
     def run(self, sockets: list[socket.socket] | None = None) -> int:

@@ -53,6 +53,9 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
 
 
 def build_interface(config: Config, app: Any, state: ServerState) -> Any:
+    make = getattr(app, "__django_granian_interface__", None)
+    if make is not None:  # the app picks its own interface (the Django integration's fast path)
+        return make(config, state)
     kind = config.interface
     if kind == "auto":
         kind = detect_interface(app)

@@ -1,0 +1,70 @@
+"""Views exercising what a server must get right for Django: templates + static, async, streaming,
+uploads, and the request metadata (script name, scheme, client) the server provides."""
+
+import asyncio
+import hashlib
+import threading
+
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.templatetags.static import static
+
+
+def _via(request: HttpRequest) -> str:
+    return "asgi" if hasattr(request, "scope") else "wsgi"
+
+
+def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "demo/index.html", {"via": _via(request)})
+
+
+def info(request: HttpRequest) -> JsonResponse:
+    meta = request.META
+    return JsonResponse({
+        "via": _via(request),
+        "script_name": meta.get("SCRIPT_NAME", ""),
+        "path": request.path,
+        "path_info": request.path_info,
+        "scheme": request.scheme,
+        "is_secure": request.is_secure(),
+        "remote_addr": meta.get("REMOTE_ADDR"),
+        "absolute_uri": request.build_absolute_uri(),
+        "static_css": static("demo/site.css"),
+        "thread": threading.current_thread().name,
+    })
+
+
+async def async_view(request: HttpRequest) -> JsonResponse:
+    await asyncio.sleep(0.01)
+    return JsonResponse({"async": True, "via": _via(request), "path": request.path})
+
+
+def stream(request: HttpRequest) -> StreamingHttpResponse:
+    count = int(request.GET.get("n", "5"))
+    return StreamingHttpResponse((f"chunk {i}\n" for i in range(count)), content_type="text/plain")
+
+
+async def _agen(count: int):
+    for i in range(count):
+        await asyncio.sleep(0)
+        yield f"achunk {i}\n"
+
+
+def stream_async(request: HttpRequest) -> StreamingHttpResponse:
+    count = int(request.GET.get("n", "5"))
+    return StreamingHttpResponse(_agen(count), content_type="text/plain")
+
+
+def upload(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            return JsonResponse({"error": "no file"}, status=400)
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in upload.chunks():
+            digest.update(chunk)
+            size += len(chunk)
+        return JsonResponse({"name": upload.name, "size": size, "sha256": digest.hexdigest(),
+                             "note": request.POST.get("note", "")})
+    return render(request, "demo/upload.html")

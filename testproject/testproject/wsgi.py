@@ -1,0 +1,9 @@
+"""WSGI entry point (``WSGI_APPLICATION``): the fast path for HTTP under ``manage.py granian``."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "testproject.settings")
+
+application = get_wsgi_application()

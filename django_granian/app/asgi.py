@@ -26,6 +26,14 @@ class ASGIInterface(HTTPInterface):
                                 getattr(channel, "extensions", None))
         return ASGIHTTPCycle(self.app, scope, channel, self.loop, head.chunked or head.content_length > 0)
 
+    def websocket(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
+        from .websocket import ASGIWebSocketSession, asgi_websocket_scope
+
+        server = self.server
+        scope = asgi_websocket_scope(head, client, channel.server_addr, scheme, server.root_path,
+                                     server.lifespan_state, getattr(channel, "extensions", None))
+        return ASGIWebSocketSession(self.app, scope, channel, head.headers, server.config, self.loop)
+
     async def startup(self) -> None:
         if self.lifespan_mode == "off":
             return

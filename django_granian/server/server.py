@@ -175,6 +175,10 @@ class Server:
 
     def _install_extras(self, state: ServerState) -> None:
         """Static files and other per-worker engines (no-ops when not configured)."""
+        if self.config.ws:
+            from .ws import install as install_websockets
+
+            install_websockets(state)
         if self.config.static_path_mount:
             try:
                 from ..static.files import StaticFiles  # type: ignore[import-not-found,unused-ignore]

@@ -2,6 +2,7 @@ from demo import views
 from demo.api import api
 from django.contrib import admin
 from django.urls import path
+from django.views.generic import TemplateView
 
 urlpatterns = [
     path("", views.index, name="index"),
@@ -12,4 +13,6 @@ urlpatterns = [
     path("stream/", views.stream, name="stream"),
     path("stream-async/", views.stream_async, name="stream-async"),
     path("upload/", views.upload, name="upload"),
+    # tests/test_browser.py: a page whose JavaScript echoes a message over the /ws/echo WebSocket
+    path("ws-echo/", TemplateView.as_view(template_name="demo/ws_echo.html"), name="ws-echo"),
 ]

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+HTTP_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hint": {}, "http.response.pathsend": {}}
 
 
 class ProxyTrust:
@@ -146,6 +147,7 @@ def asgi_http_scope(method: str, http_version: str, scheme: str, raw_path: bytes
     }
     if state is not None:
         scope["state"] = state.copy()
-    if extensions is not None:
-        scope["extensions"] = extensions
+    # ASGI extensions every transport supports (http.response.trailers/early_hint/pathsend), plus the
+    # per-connection `tls` extension when the channel provides one; a copy per request
+    scope["extensions"] = (extensions or HTTP_EXTENSIONS).copy()
     return scope

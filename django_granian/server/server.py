@@ -196,13 +196,13 @@ class Server:
         return make_ssl_context(self.config)
 
     def _protocol_factory(self, state: ServerState) -> Callable[[], asyncio.Protocol]:
-        if self.config.http == "2":
-            try:
-                from .h2 import HTTP2Protocol  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                raise ConfigError("--http 2: HTTP/2 is not available in this version (use --http 1)") from None
-            return lambda: HTTP2Protocol(state)
-        return lambda: HTTP1Protocol(state)
+        """HTTP/1.1, HTTP/2 or both (``--http auto``: h2c prior knowledge, ``Upgrade: h2c``, ALPN)."""
+        tls = bool(self.config.ssl_certificate)
+        if self.config.http == "1" and not tls:
+            return lambda: HTTP1Protocol(state)
+        from .h2 import protocol_factory
+
+        return protocol_factory(state, tls)
 
     async def _shutdown(self, state: ServerState, interface: Any) -> None:
         state.shutting_down = True

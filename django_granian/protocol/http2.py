@@ -1,0 +1,234 @@
+"""Sans-IO pieces of the HTTP/2 server around the ``h2`` library.
+
+``h2`` owns framing, HPACK, the stream state machines and flow-control accounting. This module adds
+what a server needs on top, without sockets, an event loop or clock reads (time is passed in):
+
+* :func:`h2_configuration` / :func:`local_settings`: the connection configuration derived from
+  :class:`~django_granian.config.Config` (``--http2-*`` options);
+* :func:`request_head`: an ``h2`` request header block -> the protocol-neutral
+  :class:`~django_granian.protocol.http11.RequestHead` (``http_version`` ``"2"``), so requests go
+  through the same interface and request cycle as HTTP/1.1;
+* :func:`response_headers`: ASGI/WSGI response headers -> a valid HTTP/2 header list (lower-case
+  names, no connection-specific fields, CR/LF/NUL rejected);
+* :class:`FloodGuard`: token buckets against rapid reset (CVE-2023-44487) and control-frame floods.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Iterable
+
+from h2.config import H2Configuration
+from h2.settings import SettingCodes
+
+from .errors import ProtocolError
+from .http11 import RequestHead
+
+__all__ = ["FloodGuard", "ResponseHeaderError", "h2_configuration", "local_settings", "request_head",
+           "response_headers"]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+# Fields that are meaningful for one HTTP/1.1 connection only (RFC 9113 section 8.2.2).
+CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                                 b"upgrade"})
+_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-z]+")
+_BAD_VALUE_RE = re.compile(rb"[\r\n\x00]")
+_GOOD_NAMES: set[bytes] = set()
+_STATUS = {code: str(code).encode() for code in range(100, 1000)}
+
+
+class ResponseHeaderError(ValueError):
+    """The application produced a header that cannot be sent."""
+
+
+def h2_configuration() -> H2Configuration:
+    """Server-side h2 configuration.
+
+    Inbound validation stays on (malformed requests are stream errors, as RFC 9113 requires);
+    outbound validation and normalisation are done once by :func:`response_headers` instead of by
+    h2 on every response.
+    """
+    return H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False,
+                           normalize_outbound_headers=False, validate_inbound_headers=True,
+                           normalize_inbound_headers=True)
+
+
+def local_settings(config: Any, websockets: bool = False) -> dict[int, int]:
+    """The SETTINGS frame we send: our limits from the ``--http2-*`` options."""
+    settings: dict[int, int] = {
+        SettingCodes.MAX_CONCURRENT_STREAMS: config.http2_max_concurrent_streams,
+        SettingCodes.INITIAL_WINDOW_SIZE: config.http2_initial_stream_window_size,
+        SettingCodes.MAX_FRAME_SIZE: config.http2_max_frame_size,
+        SettingCodes.MAX_HEADER_LIST_SIZE: config.http2_max_headers_size,
+    }
+    if websockets:
+        settings[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 8441 extended CONNECT
+    return settings
+
+
+def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> RequestHead:
+    """Build a :class:`RequestHead` from a (validated) h2 request header block.
+
+    ``:authority`` becomes a ``host`` header when the request has none (what HTTP/1.1 apps and
+    the ASGI spec expect). A request whose HEADERS frame did not end the stream has a body: its
+    length is ``content-length`` when given, otherwise unknown (``chunked`` is set, meaning
+    "read until the end of the stream").
+    """
+    method = path = authority = protocol = None
+    regular: list[tuple[bytes, bytes]] = []
+    host = None
+    content_length = -1
+    expect = False
+    for name, value in headers:
+        if name[0] == 0x3A:  # ':'
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            elif name == b":protocol":
+                protocol = value
+            continue
+        if name == b"host":
+            host = value
+        elif name == b"content-length":
+            if not value.isdigit() or (content_length >= 0 and int(value) != content_length):
+                raise ProtocolError(400, "invalid content-length")
+            content_length = int(value)
+        elif name == b"expect":
+            expect = value.lower() == b"100-continue"
+        regular.append((name, value))
+    if method is None:
+        raise ProtocolError(400, "missing :method")
+    if host is None and authority is not None:
+        host = authority
+        regular.insert(0, (b"host", authority))
+    if path is None:
+        if method != b"CONNECT":
+            raise ProtocolError(400, "missing :path")
+        path = b""
+    if path == b"*" or not path:
+        raw_path, query = path, b""
+    else:
+        raw_path, _, query = path.partition(b"?")
+    if end_stream:
+        length, chunked = 0, False
+    elif content_length >= 0:
+        length, chunked = content_length, False
+    else:
+        length, chunked = 0, True
+    return RequestHead(method.decode("latin-1"), path, raw_path, query, "2", regular, length, chunked, True,
+                       expect and not end_stream, protocol.lower() if protocol is not None else None, host)
+
+
+def response_headers(status: int, headers: Iterable[tuple[bytes, bytes]], defaults: list[tuple[bytes, bytes]],
+                     default_names: frozenset[bytes]) -> tuple[list[tuple[bytes, bytes]], int]:
+    """ASGI-style response headers -> ``(h2 header list, content-length or -1)``.
+
+    Names are lower-cased; HTTP/1.1 connection-specific fields are dropped; ``defaults`` (date,
+    server) are added unless the application set a field of that name.
+    """
+    out = [(b":status", _STATUS.get(status) or _bad_status(status))]
+    append = out.append
+    content_length = -1
+    seen: set[bytes] | None = None
+    good = _GOOD_NAMES
+    for name, value in headers:
+        if name not in good:
+            name = _check_name(name)
+        if name in default_names:
+            seen = {name} if seen is None else seen | {name}
+        elif name in CONNECTION_SPECIFIC:
+            continue
+        elif name == b"content-length":
+            if type(value) is not bytes or not value.isdigit():
+                raise ResponseHeaderError(f"invalid content-length {value!r}")
+            content_length = int(value)
+        if type(value) is not bytes:
+            raise ResponseHeaderError(f"header values must be bytes, got {type(value).__name__}")
+        if _BAD_VALUE_RE.search(value):
+            raise ResponseHeaderError("response header values must not contain CR, LF or NUL")
+        append((name, value))
+    if seen is None:
+        out.extend(defaults)
+    else:
+        out.extend(pair for pair in defaults if pair[0] not in seen)
+    return out, content_length
+
+
+def trailer_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out = []
+    for name, value in headers:
+        if name not in _GOOD_NAMES:
+            name = _check_name(name)
+        if name in CONNECTION_SPECIFIC:
+            continue
+        if type(value) is not bytes or _BAD_VALUE_RE.search(value):
+            raise ResponseHeaderError("trailer values must be bytes without CR, LF or NUL")
+        out.append((name, value))
+    return out
+
+
+def informational_headers(status: int, headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    out = [(b":status", _STATUS.get(status) or _bad_status(status))]
+    out.extend(trailer_headers(headers))
+    return out
+
+
+def _bad_status(status: Any) -> bytes:
+    raise ResponseHeaderError(f"invalid status {status!r}")
+
+
+def _check_name(name: Any) -> bytes:
+    if type(name) is not bytes:
+        raise ResponseHeaderError(f"header names must be bytes, got {type(name).__name__}")
+    lname = name.lower()
+    if not _TOKEN_RE.fullmatch(lname):
+        raise ResponseHeaderError(f"invalid header name {name!r}")
+    if lname == name and len(_GOOD_NAMES) < 1024:
+        _GOOD_NAMES.add(name)
+    return lname
+
+
+class FloodGuard:
+    """Token buckets that detect abusive peers; ``now`` is passed in (seconds, any monotonic base).
+
+    * remote stream resets (rapid reset, CVE-2023-44487): a burst of ``reset_burst`` is allowed,
+      refilled at ``reset_rate`` per second;
+    * control frames that make us do work or write without a request (SETTINGS, PING, PRIORITY,
+      empty DATA frames, stream errors we answer with RST_STREAM): ``control_burst`` /
+      ``control_rate``.
+
+    ``reset()`` / ``control()`` return False once a bucket runs dry: the connection should be
+    closed with GOAWAY ENHANCE_YOUR_CALM.
+    """
+
+    __slots__ = ("reset_tokens", "reset_burst", "reset_rate", "control_tokens", "control_burst", "control_rate",
+                 "last")
+
+    def __init__(self, now: float, reset_burst: int = 200, reset_rate: float = 20.0, control_burst: int = 1000,
+                 control_rate: float = 100.0) -> None:
+        self.reset_burst = self.reset_tokens = float(reset_burst)
+        self.reset_rate = reset_rate
+        self.control_burst = self.control_tokens = float(control_burst)
+        self.control_rate = control_rate
+        self.last = now
+
+    def _refill(self, now: float) -> None:
+        elapsed = now - self.last
+        if elapsed > 0:
+            self.last = now
+            self.reset_tokens = min(self.reset_burst, self.reset_tokens + elapsed * self.reset_rate)
+            self.control_tokens = min(self.control_burst, self.control_tokens + elapsed * self.control_rate)
+
+    def reset(self, now: float, count: int = 1) -> bool:
+        self._refill(now)
+        self.reset_tokens -= count
+        return self.reset_tokens >= 0
+
+    def control(self, now: float, count: int = 1) -> bool:
+        self._refill(now)
+        self.control_tokens -= count
+        return self.control_tokens >= 0

@@ -1,0 +1,1 @@
+"""Helpers for tests/test_browser.py: a minimal Chrome DevTools Protocol client and a PNG reader."""

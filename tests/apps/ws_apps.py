@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import unquote
 
 
 async def echo(scope, receive, send):
@@ -58,7 +59,7 @@ async def echo(scope, receive, send):
         s["query_string"] = scope["query_string"].decode()
         await send({"type": "websocket.send", "text": json.dumps(s, default=repr)})
     if path == "/close":
-        code, _, reason = scope["query_string"].decode().partition(",")
+        code, _, reason = unquote(scope["query_string"].decode()).partition(",")
         await send({"type": "websocket.close", "code": int(code), "reason": reason})
         return
     if path == "/error-after":

@@ -31,7 +31,15 @@ def info(request: HttpRequest) -> JsonResponse:
         "absolute_uri": request.build_absolute_uri(),
         "static_css": static("demo/site.css"),
         "thread": threading.current_thread().name,
+        "lifespan_started": _lifespan_started(),
     })
+
+
+def _lifespan_started() -> bool:
+    import sys
+
+    asgi = sys.modules.get("testproject.asgi")  # imported in the same process by the server
+    return bool(asgi is not None and asgi.STARTED["lifespan"])
 
 
 async def async_view(request: HttpRequest) -> JsonResponse:

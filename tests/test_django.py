@@ -1,0 +1,306 @@
+"""The Django integration against the real ``testproject`` served by ``manage.py granian``."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, start_server
+
+MANAGE = str(ROOT / "testproject" / "manage.py")
+GRANIAN_CMD = [sys.executable, MANAGE, "granian"]
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """collectstatic (whitenoise CompressedManifestStaticFilesStorage) into a private STATIC_ROOT."""
+    root = tmp_path_factory.mktemp("static")
+    subprocess.run([sys.executable, MANAGE, "collectstatic", "--noinput", "-v0"], check=True, timeout=120,
+                   env={**os.environ, "TESTPROJECT_STATIC_ROOT": str(root)})
+    return root
+
+
+@pytest.fixture
+def project_env(static_root: Path, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRANIAN_", "TESTPROJECT_"))}
+    env["TESTPROJECT_STATIC_ROOT"] = str(static_root)
+    env["TESTPROJECT_DB"] = str(tmp_path / "db.sqlite3")
+    return env
+
+
+def manage(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, MANAGE, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=str(ROOT))
+
+
+def print_config(env: dict[str, str], *args: str) -> dict:
+    proc = manage("granian", "--print-config", *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def django_server(env: dict[str, str], tmp_path: Path, *args: str, command: str = "granian"):
+    return start_server(["--workers", "1", *args], env=env, tmp_path=tmp_path,
+                        cmd=[sys.executable, MANAGE, command])
+
+
+def wait_output(server, text: str, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = server.output()
+        if text in out:
+            return out
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not in server output:\n{server.output()}")
+
+
+# -- settings -> options, with their sources --------------------------------------------------------
+@pytest.mark.parametrize(("granian", "env", "args", "flag", "value", "source"), [
+    ({}, {}, [], "--blocking-threads", None, "machine"),
+    ({"static_path_expires": 600}, {}, [], "--static-path-expires", 600, "settings.GRANIAN"),
+    ({"static_path_expires": 600}, {"GRANIAN_STATIC_PATH_EXPIRES": "700"}, [], "--static-path-expires", 700, "env"),
+    ({"static_path_expires": 600}, {"GRANIAN_STATIC_PATH_EXPIRES": "700"}, ["--static-path-expires", "800"],
+     "--static-path-expires", 800, "command line"),
+    ({"http1-keep-alive": False}, {}, [], "--http1-keep-alive", False, "settings.GRANIAN"),
+    ({"blocking_threads": 3}, {}, [], "--blocking-threads", 3, "settings.GRANIAN"),
+    ({}, {}, ["--blocking-threads", "2"], "--blocking-threads", 2, "command line"),
+    ({}, {}, ["0.0.0.0:9123"], "--port", 9123, "command line"),
+    ({}, {}, ["0.0.0.0:9123"], "--host", "0.0.0.0", "command line"),
+    ({}, {"TESTPROJECT_SCRIPT_NAME": "/prefix/"}, [], "--url-path-prefix", "/prefix", "FORCE_SCRIPT_NAME"),
+    ({}, {}, [], "--static-path-route", ["/static"], "STATIC_URL"),
+    ({}, {"TESTPROJECT_SCRIPT_NAME": "/prefix"}, [], "--static-path-route", ["/prefix/static"], "STATIC_URL"),
+    ({"interface": "asgi"}, {}, [], "--interface", "asgi", "settings.GRANIAN"),
+])
+def test_option_sources(project_env, granian, env, args, flag, value, source):
+    project_env.update(env)
+    project_env["TESTPROJECT_GRANIAN"] = json.dumps(granian)
+    report = print_config(project_env, *args)
+    assert report["app"] == "django_granian.django.application:application"
+    option = report["options"][flag]
+    if value is not None:
+        assert option["value"] == value
+    assert option["source"].startswith(source), option
+
+
+def test_static_root_mapping_and_extra_mounts(project_env, static_root, tmp_path):
+    report = print_config(project_env)
+    assert report["options"]["--static-path-mount"]["value"] == [str(static_root)]
+    media = tmp_path / "media"
+    media.mkdir()
+    report = print_config(project_env, "--static-path-route", "/media", "--static-path-mount", str(media))
+    assert report["options"]["--static-path-route"]["value"] == ["/media", "/static"]
+    assert report["options"]["--static-path-mount"]["value"] == [str(media), str(static_root)]
+
+
+def test_warnings_debug_and_missing_static_root(project_env, tmp_path):
+    empty = tmp_path / "empty-static"
+    empty.mkdir()
+    project_env.update(TESTPROJECT_DEBUG="1", TESTPROJECT_STATIC_ROOT=str(empty))
+    report = print_config(project_env)
+    text = "\n".join(report["warnings"])
+    assert "DEBUG = True" in text and "production server" in text
+    assert "collectstatic" in text
+    assert "--static-path-mount" not in report["options"]
+
+
+def test_collectstatic_flag(project_env, tmp_path):
+    target = tmp_path / "collected"
+    project_env["TESTPROJECT_STATIC_ROOT"] = str(target)
+    report = print_config(project_env, "--collectstatic")
+    assert report["options"]["--static-path-mount"]["value"] == [str(target)]
+    assert (target / "staticfiles.json").is_file()
+    assert not any("collectstatic" in w for w in report["warnings"])
+
+
+# -- system checks --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("granian", "check_id", "text"), [
+    ({"wrokers": 2}, "django_granian.E002", "did you mean 'workers'"),
+    ([1, 2], "django_granian.E001", "must be a dict"),
+    ({"app": "x:y"}, "django_granian.E003", "cannot be set"),
+    ({"workers": "many"}, "django_granian.E004", "invalid value"),
+    ({"http": "3"}, "django_granian.E004", "--http"),
+    ({"static_path_route": ["/a"]}, "django_granian.E005", "same number of times"),
+])
+def test_bad_granian_setting_is_a_check_error(project_env, granian, check_id, text):
+    project_env["TESTPROJECT_GRANIAN"] = json.dumps(granian)
+    check = manage("check", "--tag", "django_granian", env=project_env)
+    assert check.returncode != 0
+    assert check_id in check.stderr and text in check.stderr, check.stderr
+    serve = manage("granian", "--port", "1", env=project_env)  # never binds: the checks stop it first
+    assert serve.returncode != 0
+    assert check_id in serve.stderr, serve.stderr
+
+
+@pytest.mark.parametrize(("env", "check_id"), [
+    ({"TESTPROJECT_PROXY_SSL": "1"}, "django_granian.W002"),
+    ({"TESTPROJECT_STATIC_ROOT": str(ROOT / "testproject" / "demo" / "static" / "collected")},
+     "django_granian.W001"),
+])
+def test_check_warnings(project_env, env, check_id):
+    project_env.update(env)
+    check = manage("check", "--tag", "django_granian", env=project_env)
+    assert check.returncode == 0
+    assert check_id in check.stderr + check.stdout
+
+
+def test_proxy_warning_silenced_by_forwarded_allow_ips(project_env):
+    project_env.update(TESTPROJECT_PROXY_SSL="1", TESTPROJECT_GRANIAN=json.dumps({"forwarded_allow_ips": ["10.0.0.1"]}))
+    check = manage("check", "--tag", "django_granian", env=project_env)
+    assert check.returncode == 0
+    assert "W002" not in check.stderr + check.stdout
+    assert "no issues" in check.stdout
+
+
+# -- the served project ------------------------------------------------------------------------------
+def test_fast_path_end_to_end(project_env, tmp_path):
+    with django_server(project_env, tmp_path, "--access-log") as srv:
+        out = wait_output(srv, "Serving")
+        assert "fast path: HTTP -> WSGI testproject.wsgi.application" in out
+        assert "ASGI testproject.asgi.application" in out
+        assert re.search(r"--static-path-mount=\[.*\] \(STATIC_ROOT\)", out), out
+        assert "--access-log=True (command line)" in out
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            r = client.get("/api/health")
+            assert r.status_code == 200 and r.json() == {"status": "ok"}
+            info = client.get("/info/").json()
+            assert info["via"] == "wsgi" and info["thread"].startswith("django-granian")
+            assert info["script_name"] == "" and info["path_info"] == "/info/"
+            assert info["lifespan_started"] is True  # lifespan went to the ASGI app, in the same process
+            # async view on the WSGI path (Django runs it with async_to_sync)
+            r = client.get("/async/")
+            assert r.status_code == 200 and r.json() == {"async": True, "via": "wsgi", "path": "/async/"}
+            # streaming: sync and async iterators
+            r = client.get("/stream/?n=50")
+            assert r.headers.get("transfer-encoding") == "chunked"
+            assert r.text == "".join(f"chunk {i}\n" for i in range(50))
+            assert client.get("/stream-async/?n=3").text == "achunk 0\nachunk 1\nachunk 2\n"
+            # the template page and its static files (manifest-hashed names)
+            page = client.get("/")
+            assert page.status_code == 200 and '<strong id="via">wsgi</strong>' in page.text
+            css = re.search(r'href="(/static/demo/site\.[0-9a-f]{12}\.css)"', page.text)
+            js = re.search(r'src="(/static/demo/site\.[0-9a-f]{12}\.js)"', page.text)
+            assert css and js, page.text
+            r = client.get(js.group(1))
+            assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+            assert "WebSocket" in r.text
+            check_static(client, css.group(1))
+            # upload form with CSRF
+            form = client.get("/upload/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+            data = os.urandom(300_000)
+            r = client.post("/upload/", data={"csrfmiddlewaretoken": token, "note": "hi"},
+                            files={"file": ("blob.bin", data, "application/octet-stream")},
+                            headers={"referer": srv.url + "/upload/"})
+            assert r.status_code == 200, r.text
+            assert r.json() == {"name": "blob.bin", "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                                "note": "hi"}
+            # without the token Django refuses (the form really is protected)
+            assert client.post("/upload/", files={"file": ("a", b"x")}).status_code == 403
+            # admin login page and its CSS
+            login = client.get("/admin/login/")
+            assert login.status_code == 200 and "csrfmiddlewaretoken" in login.text
+            admin_css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', login.text)
+            assert admin_css, login.text
+            check_static(client, admin_css.group(1))
+            assert client.get("/static/admin/css/nope.css").status_code == 404
+        wait_output(srv, '"GET /api/health HTTP/1.1" 200')
+
+
+def check_static(client: httpx.Client, url: str) -> None:
+    """Manifest-hashed, whitenoise-compressed static file: immutable, ETag/304, gzip variant."""
+    r = client.get(url, headers={"accept-encoding": "identity"})
+    assert r.status_code == 200, (url, r.status_code)
+    assert r.headers["content-type"].startswith("text/css")
+    assert "immutable" in r.headers["cache-control"]
+    etag = r.headers["etag"]
+    plain = r.content
+    r304 = client.get(url, headers={"if-none-match": etag, "accept-encoding": "identity"})
+    assert r304.status_code == 304 and r304.content == b""
+    gz = client.get(url, headers={"accept-encoding": "gzip"})
+    assert gz.status_code == 200 and gz.headers.get("content-encoding") == "gzip"
+    assert gz.content == plain  # httpx decodes it
+    assert "accept-encoding" in gz.headers.get("vary", "").lower()
+
+
+@pytest.mark.parametrize("interface", ["auto", "asgi"])
+def test_force_script_name(project_env, tmp_path, interface):
+    project_env["TESTPROJECT_SCRIPT_NAME"] = "/prefix"
+    with django_server(project_env, tmp_path, "--interface", interface) as srv:
+        out = wait_output(srv, "Serving")
+        assert "--url-path-prefix='/prefix' (FORCE_SCRIPT_NAME)" in out
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            info = client.get("/prefix/info/?x=1").json()
+            assert info["via"] == ("wsgi" if interface == "auto" else "asgi")
+            assert info["script_name"] == "/prefix"
+            assert info["path"] == "/prefix/info/" and info["path_info"] == "/info/"
+            assert info["absolute_uri"] == srv.url + "/prefix/info/?x=1"
+            assert re.fullmatch(r"/prefix/static/demo/site\.[0-9a-f]{12}\.css", info["static_css"]), info
+            r = client.get(info["static_css"])
+            assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+            assert client.get("/info/").status_code == 404
+            assert client.get("/prefix/api/health").json() == {"status": "ok"}
+            page = client.get("/prefix/admin/login/")
+            assert page.status_code == 200 and 'action="/prefix/admin/login/' in page.text
+
+
+def test_interface_asgi(project_env, tmp_path):
+    with django_server(project_env, tmp_path, "--interface", "asgi") as srv:
+        out = wait_output(srv, "Serving")
+        assert "Django [ASGI testproject.asgi.application" in out
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            assert client.get("/info/").json()["via"] == "asgi"
+            assert client.get("/async/").json()["via"] == "asgi"
+            assert client.get("/stream-async/?n=2").text == "achunk 0\nachunk 1\n"
+
+
+def test_runserver_prod_alias(project_env, tmp_path):
+    with django_server(project_env, tmp_path, command="runserver_prod") as srv:
+        wait_output(srv, "fast path")
+        r = httpx.get(srv.url + "/api/health", timeout=10)
+        assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_settings_granian_applied(project_env, tmp_path):
+    project_env["TESTPROJECT_GRANIAN"] = json.dumps({"http1_keep_alive": False, "blocking_threads": 3})
+    with django_server(project_env, tmp_path) as srv:
+        out = wait_output(srv, "Serving")
+        assert "in 3 threads" in out
+        assert "--http1-keep-alive=False (settings.GRANIAN)" in out
+        r = httpx.get(srv.url + "/api/health", timeout=10)
+        assert r.headers["connection"] == "close"
+
+
+def test_websocket_echo(project_env, tmp_path):
+    websockets = pytest.importorskip("websockets")
+    from websockets.asyncio.client import connect
+
+    with django_server(project_env, tmp_path) as srv:
+        async def talk() -> list:
+            async with connect(f"ws://127.0.0.1:{srv.port}/ws/echo") as ws:
+                await ws.send("hello")
+                text = await ws.recv()
+                await ws.send(b"\x00\x01")
+                data = await ws.recv()
+                return [text, data]
+
+        assert asyncio.run(asyncio.wait_for(talk(), 10)) == ["hello", b"\x00\x01"]
+
+        async def refused() -> int:
+            try:
+                async with connect(f"ws://127.0.0.1:{srv.port}/ws/nope"):
+                    return 101
+            except websockets.exceptions.InvalidStatus as exc:
+                return exc.response.status_code
+
+        # asgi.py closes unknown routes before accepting: the handshake is refused (ASGI: 403)
+        assert asyncio.run(asyncio.wait_for(refused(), 10)) == 403

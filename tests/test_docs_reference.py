@@ -70,12 +70,13 @@ def test_script_runs_standalone() -> None:
 
 # --- flags used in the guides ---------------------------------------------------------------------
 
-FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
-OUR_COMMANDS = re.compile(r"django-granian|django_granian|manage\.py (granian|runserver_prod)")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9_-]*[a-z0-9]")
+OUR_PROGRAMS = {"django-granian", "django_granian", "manage.py granian", "manage.py runserver_prod"}
+INLINE_CODE = re.compile(r"`([^`]+)`")
 PEER_TOOLS = ("granian", "uvicorn", "gunicorn", "daphne")
 # Commands of other tools whose own flags may appear in code blocks (their lines are not ours to check).
 FOREIGN_COMMANDS = {"pip", "pip3", "docker", "kubectl", "curl", "openssl", "git", "chromium", "django-admin",
-                    "h2load", "wrk", "mkcert", "helm", "sudo", "apt-get", "make", "pytest", "websocat",
+                    "h2load", "wrk", "mkcert", "certbot", "helm", "sudo", "apt-get", "make", "pytest", "websocat",
                     "hypercorn", "nginx", "python", "python3"}
 
 
@@ -143,9 +144,20 @@ def _command_of(line: str) -> str | None:
     return prog
 
 
+def _foreign_flags(prog: str | None, flags: list[str], where: str) -> list[str] | None:
+    """Problems with a foreign command's flags, or None when ``prog`` is not a foreign command."""
+    if prog in PEER_TOOLS:
+        known = peer_flags(prog)
+        return [] if known is None else [f"{where}: {f} is not a {prog} flag" for f in flags if f not in known]
+    if prog in FOREIGN_COMMANDS or (prog or "").startswith("manage.py") and prog not in OUR_PROGRAMS:
+        return []
+    return None
+
+
 def find_flag_problems(path: Path, text: str, ours: set[str]) -> list[str]:
     problems = []
     in_code = False
+    continued: str | None = None  # the program of a shell line continued with a backslash
     mapping_tool: str | None = None
     mapping_flags: set[str] | None = None
     for lineno, line in enumerate(text.splitlines(), 1):
@@ -160,9 +172,11 @@ def find_flag_problems(path: Path, text: str, ours: set[str]) -> list[str]:
             continue
         if line.lstrip().startswith("```"):
             in_code = not in_code
+            continued = None
             continue
         flags = FLAG.findall(line)
         if not flags:
+            continued = None
             continue
         if mapping_tool and line.lstrip().startswith("|"):
             cells = line.strip().strip("|").split("|")
@@ -172,17 +186,21 @@ def find_flag_problems(path: Path, text: str, ours: set[str]) -> list[str]:
             problems += [f"{where}: {f} is not a django-granian option" for f in rest if f not in ours]
             continue
         if in_code:
-            if OUR_COMMANDS.search(line) or line.lstrip().startswith("- "):
-                pass  # ours (a command line or a compose `command:` list item)
-            else:
-                prog = _command_of(line)
-                if prog in PEER_TOOLS:
-                    known = peer_flags(prog)
-                    if known is not None:
-                        problems += [f"{where}: {f} is not a {prog} flag" for f in flags if f not in known]
-                    continue
-                if prog in FOREIGN_COMMANDS or (prog or "").startswith("manage.py"):
-                    continue
+            prog = continued if continued is not None else _command_of(line)
+            continued = prog if line.rstrip().endswith("\\") else None
+            foreign = _foreign_flags(prog, flags, where)
+            if foreign is not None:
+                problems += foreign
+                continue
+        else:
+            # inline code that runs another program (`python manage.py check --deploy`) is not ours
+            for span in INLINE_CODE.findall(line):
+                span_flags = FLAG.findall(span)
+                foreign = _foreign_flags(_command_of(span), span_flags, where) if span_flags else None
+                if foreign is not None:
+                    problems += foreign
+                    for flag in span_flags:
+                        flags.remove(flag)
         problems += [f"{where}: {f} is not a django-granian option" for f in flags if f not in ours]
     return problems
 
@@ -206,7 +224,11 @@ def test_flag_checker_catches_mistakes() -> None:
         "python manage.py granian --graceful-timout 30",
         "python manage.py collectstatic --noinput",
         "uvicorn --reload-dirz src app:app",
+        "kubectl create secret generic django-granian --from-literal=x=1",
+        "django-granian --interface asgi \\",
+        "    --graceful-timeoutt 3 app:app",
         "```",
+        "Run `python manage.py check --deploy` and `gunicorn --max-requestx 3`; then `--graceful-timeout 3`.",
         "<!-- flag-map: gunicorn -->",
         "| gunicorn | django-granian |",
         "| `--max-requests N` | `--workers-max-request N` |",
@@ -222,3 +244,6 @@ def test_flag_checker_catches_mistakes() -> None:
     assert ("--reload-dirz" in problems) == (peer_flags("uvicorn") is not None)
     assert ("--max-requestz" in problems) == (peer_flags("gunicorn") is not None)
     assert "--workers 4" not in problems and "--no-ws" not in problems
+    assert "--from-literal" not in problems and "--deploy" not in problems
+    assert "--graceful-timeoutt" in problems and "--graceful-timeout " not in problems + " "
+    assert ("--max-requestx" in problems) == (peer_flags("gunicorn") is not None)

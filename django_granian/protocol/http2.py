@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from h2.config import H2Configuration
 from h2.settings import SettingCodes
+from hpack import Decoder, Encoder
 
 from .errors import ProtocolError
 from .http11 import RequestHead
@@ -45,13 +46,13 @@ class ResponseHeaderError(ValueError):
 def h2_configuration() -> H2Configuration:
     """Server-side h2 configuration.
 
-    Inbound validation stays on (malformed requests are stream errors, as RFC 9113 requires);
-    outbound validation and normalisation are done once by :func:`response_headers` instead of by
-    h2 on every response.
+    h2's header validation and normalisation are off both ways: :func:`request_head` validates
+    requests (malformed requests are stream errors, as RFC 9113 requires) and
+    :func:`response_headers` responses, each in one pass instead of h2's chain of generators.
     """
     return H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False,
-                           normalize_outbound_headers=False, validate_inbound_headers=True,
-                           normalize_inbound_headers=True)
+                           normalize_outbound_headers=False, validate_inbound_headers=False,
+                           normalize_inbound_headers=False)
 
 
 def local_settings(config: Any, websockets: bool = False) -> dict[int, int]:
@@ -67,48 +68,108 @@ def local_settings(config: Any, websockets: bool = False) -> dict[int, int]:
     return settings
 
 
-def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> RequestHead:
-    """Build a :class:`RequestHead` from a (validated) h2 request header block.
+_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
+_NAME_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-z]+")
+_VALUE_BAD_RE = re.compile(rb"[\r\n\x00]|^[ \t]|[ \t]$")
+_GOOD_REQUEST_NAMES: set[bytes] = set()
 
+
+def _malformed(reason: str) -> ProtocolError:
+    return ProtocolError(400, reason)
+
+
+def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> RequestHead:
+    """Validate an h2 request header block (RFC 9113 section 8.2/8.3, RFC 8441) and build a
+    :class:`RequestHead` from it; :class:`ProtocolError` means a malformed request (the caller
+    resets the stream with PROTOCOL_ERROR).
+
+    h2's own inbound validation is turned off: this single pass does the same checks.
     ``:authority`` becomes a ``host`` header when the request has none (what HTTP/1.1 apps and
-    the ASGI spec expect). A request whose HEADERS frame did not end the stream has a body: its
-    length is ``content-length`` when given, otherwise unknown (``chunked`` is set, meaning
-    "read until the end of the stream").
+    the ASGI spec expect); ``cookie`` crumbs are joined with ``"; "`` (section 8.2.3). A request
+    whose HEADERS frame did not end the stream has a body: its length is ``content-length`` when
+    given, otherwise unknown (``chunked`` is set, meaning "read until the end of the stream").
     """
-    method = path = authority = protocol = None
+    method = scheme = path = authority = protocol = None
     regular: list[tuple[bytes, bytes]] = []
     host = None
     content_length = -1
     expect = False
+    cookies: list[bytes] | None = None
+    good = _GOOD_REQUEST_NAMES
     for name, value in headers:
-        if name[0] == 0x3A:  # ':'
+        if _VALUE_BAD_RE.search(value) is not None:
+            raise _malformed("invalid header value")
+        if name[:1] == b":":
+            if regular or cookies is not None:
+                raise _malformed("pseudo-header after regular header")
             if name == b":method":
+                if method is not None:
+                    raise _malformed("duplicate :method")
                 method = value
             elif name == b":path":
+                if path is not None:
+                    raise _malformed("duplicate :path")
                 path = value
+            elif name == b":scheme":
+                if scheme is not None:
+                    raise _malformed("duplicate :scheme")
+                scheme = value
             elif name == b":authority":
+                if authority is not None:
+                    raise _malformed("duplicate :authority")
                 authority = value
             elif name == b":protocol":
+                if protocol is not None:
+                    raise _malformed("duplicate :protocol")
                 protocol = value
+            else:
+                raise _malformed(f"invalid pseudo-header {name!r}")
             continue
+        if name not in good:
+            if not _NAME_RE.fullmatch(name):
+                raise _malformed("invalid header name")
+            if name in CONNECTION_SPECIFIC:
+                raise _malformed("connection-specific header")
+            if name != b"te" and name != b"host" and name != b"content-length" and name != b"expect" \
+                    and name != b"cookie" and len(good) < 1024:
+                good.add(name)
         if name == b"host":
             host = value
         elif name == b"content-length":
             if not value.isdigit() or (content_length >= 0 and int(value) != content_length):
-                raise ProtocolError(400, "invalid content-length")
+                raise _malformed("invalid content-length")
             content_length = int(value)
         elif name == b"expect":
             expect = value.lower() == b"100-continue"
+        elif name == b"te":
+            if value.lower() != b"trailers":
+                raise _malformed("te other than trailers")
+        elif name == b"cookie":
+            if cookies is None:
+                cookies = [value]
+            else:
+                cookies.append(value)
+            continue
         regular.append((name, value))
     if method is None:
-        raise ProtocolError(400, "missing :method")
+        raise _malformed("missing :method")
+    if method == b"CONNECT":
+        if protocol is None:
+            if scheme is not None or path is not None or authority is None:
+                raise _malformed("CONNECT needs :authority only")
+            path = b""
+        elif scheme is None or path is None or authority is None:
+            raise _malformed("extended CONNECT needs :scheme, :path and :authority")
+    else:
+        if protocol is not None:
+            raise _malformed(":protocol outside CONNECT")
+        if scheme is None or not path:
+            raise _malformed("missing :scheme or :path")
+    if cookies is not None:
+        regular.append((b"cookie", b"; ".join(cookies)))
     if host is None and authority is not None:
         host = authority
         regular.insert(0, (b"host", authority))
-    if path is None:
-        if method != b"CONNECT":
-            raise ProtocolError(400, "missing :path")
-        path = b""
     if path == b"*" or not path:
         raw_path, query = path, b""
     else:
@@ -121,6 +182,13 @@ def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> Re
         length, chunked = 0, True
     return RequestHead(method.decode("latin-1"), path, raw_path, query, "2", regular, length, chunked, True,
                        expect and not end_stream, protocol.lower() if protocol is not None else None, host)
+
+
+def check_trailers(headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """Request trailers must not carry pseudo-headers or invalid fields (they are then dropped)."""
+    for name, value in headers:
+        if name[:1] == b":" or not _NAME_RE.fullmatch(name) or _VALUE_BAD_RE.search(value) is not None:
+            raise _malformed("invalid trailer field")
 
 
 def response_headers(status: int, headers: Iterable[tuple[bytes, bytes]], defaults: list[tuple[bytes, bytes]],
@@ -232,3 +300,119 @@ class FloodGuard:
         self._refill(now)
         self.control_tokens -= count
         return self.control_tokens >= 0
+
+
+class _TableState:
+    """Identity of an HPACK dynamic table's state: a new entry is always a new tuple object at the
+    front, and we hold a reference to the front entry, so ``is`` comparisons cannot be fooled."""
+
+    __slots__ = ("first", "length", "maxsize", "limit")
+
+    def __init__(self) -> None:
+        self.first: Any = None
+        self.length = -1
+        self.maxsize = -1
+        self.limit: Any = None
+
+    def same(self, table: Any, limit: Any = None) -> bool:
+        entries = table.dynamic_entries
+        return (len(entries) == self.length and (not entries or entries[0] is self.first)
+                and table._maxsize == self.maxsize and limit == self.limit)
+
+    def take(self, table: Any, limit: Any = None) -> None:
+        entries = table.dynamic_entries
+        self.first = entries[0] if entries else None
+        self.length = len(entries)
+        self.maxsize = table._maxsize
+        self.limit = limit
+
+
+CACHE_ENTRIES = 256
+
+
+class CachingEncoder(Encoder):
+    """hpack's encoder plus a cache of header blocks that did not change the dynamic table.
+
+    Encoding is a pure function of (headers, table state); a block made only of references to
+    existing entries leaves the table as it was, so the same headers encode to the same bytes
+    until the table changes. Servers send the same response headers over and over (only the
+    Date changes, once a second), which makes this the common case.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cache: dict[tuple, bytes] = {}
+        self._state = _TableState()
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        table = self.header_table
+        if table.resized or type(headers) is not list or not huffman:
+            self._cache.clear()
+            return super().encode(headers, huffman)
+        state = self._state
+        key = tuple(headers)
+        if state.same(table):
+            block = self._cache.get(key)
+            if block is not None:
+                return block
+        else:
+            self._cache.clear()
+            state.take(table)
+        block = super().encode(headers, huffman)
+        if state.same(table):
+            cache = self._cache
+            if len(cache) >= CACHE_ENTRIES:
+                cache.clear()
+            cache[key] = block
+        else:
+            self._cache.clear()
+            state.take(table)
+        return block
+
+
+class CachingDecoder(Decoder):
+    """hpack's decoder plus a cache of header blocks that did not change the dynamic table
+    (requests of one client mostly repeat the same indexed fields: only the path differs)."""
+
+    def __init__(self, max_header_list_size: int = 65536) -> None:
+        super().__init__(max_header_list_size)
+        self._cache: dict[bytes, Any] = {}
+        self._state = _TableState()
+
+    def decode(self, data: Any, raw: bool = False) -> Any:
+        if not raw:
+            return super().decode(data, raw)
+        table = self.header_table
+        state = self._state
+        limit = (self.max_header_list_size, self.max_allowed_table_size)
+        if type(data) is not bytes:
+            data = bytes(data)
+        if state.same(table, limit):
+            headers = self._cache.get(data)
+            if headers is not None:
+                return headers
+        else:
+            self._cache.clear()
+            state.take(table, limit)
+        headers = super().decode(data, raw)
+        if state.same(table, limit):
+            cache = self._cache
+            if len(cache) >= CACHE_ENTRIES:
+                cache.clear()
+            cache[data] = headers
+        else:
+            self._cache.clear()
+            state.take(table, limit)
+        return headers
+
+
+def new_connection(config: H2Configuration) -> Any:
+    """An h2 server connection with the caching HPACK codecs."""
+    from h2.connection import H2Connection
+
+    conn = H2Connection(config=config)
+    decoder = CachingDecoder(conn.decoder.max_header_list_size)
+    decoder.max_allowed_table_size = conn.decoder.max_allowed_table_size
+    conn.decoder = decoder
+    conn.encoder = CachingEncoder()
+    return conn

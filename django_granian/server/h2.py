@@ -26,7 +26,6 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from h2.connection import H2Connection
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -51,9 +50,11 @@ from ..protocol.errors import ProtocolError
 from ..protocol.http2 import (
     FloodGuard,
     ResponseHeaderError,
+    check_trailers,
     h2_configuration,
     informational_headers,
     local_settings,
+    new_connection,
     request_head,
     response_headers,
     trailer_headers,
@@ -480,7 +481,7 @@ class HTTP2Protocol(asyncio.Protocol):
         config = server.config
         self.server = server
         self.loop = server.loop
-        self.conn = H2Connection(config=_CONFIG)
+        self.conn = new_connection(_CONFIG)
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server_addr: tuple[str, int] | None = None
@@ -627,7 +628,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 elif kind is ConnectionTerminated:
                     self._on_goaway()
                 elif kind is TrailersReceived:
-                    pass  # request trailers have no place in ASGI/WSGI; StreamEnded follows
+                    self._on_trailers(event)  # type: ignore[arg-type]
                 if self.closed:
                     return
         finally:
@@ -750,6 +751,20 @@ class HTTP2Protocol(asyncio.Protocol):
             cycle.end_body()
         if stream.local_done:
             self.stream_done(stream)
+
+    def _on_trailers(self, event: TrailersReceived) -> None:
+        """Request trailers have no place in ASGI/WSGI: validated, then dropped (StreamEnded follows)."""
+        try:
+            check_trailers(event.headers)  # type: ignore[arg-type]
+        except ProtocolError:
+            stream = self.streams.get(event.stream_id)
+            self.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
+            if stream is not None:
+                cycle = stream.cycle
+                stream.cycle = None
+                stream._close()
+                if cycle is not None:
+                    cycle.disconnect()
 
     def _on_window(self, sid: int) -> None:
         blocked = self.blocked

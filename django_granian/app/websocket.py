@@ -168,9 +168,10 @@ class WebSocketSession:
             if type(item) is Closed:
                 self._finish(item)
                 break
-            queue.append(item)
-            self.queued += len(item)
-        if self.state == OPEN or self.state == CLOSING:
+            if self.state == OPEN:  # after our Close, data is read (to see the answer) but dropped
+                queue.append(item)
+                self.queued += len(item)
+        if self.state == OPEN:
             if (len(queue) > QUEUE_HIGH or self.queued > QUEUE_BYTES_HIGH) and not self.read_paused:
                 self.read_paused = True
                 self.channel.pause_reading()
@@ -310,6 +311,9 @@ class WebSocketSession:
             assert self.codec is not None
             self.channel.write(self.codec.close(code, reason))
             self.state = CLOSING
+            if self.read_paused:  # the peer's answering Close must get through
+                self.read_paused = False
+                self.channel.resume_reading()
             timer = self.timer
             if timer is not None:
                 timer.cancel()
@@ -457,8 +461,8 @@ class ASGIWebSocketSession(WebSocketSession):
 def asgi_websocket_scope(head: RequestHead, client: Any, server_addr: Any, scheme: str, root_path: str,
                          state: dict | None, extensions: dict | None) -> dict:
     ext: dict = {"websocket.http.response": {}}
-    if extensions:
-        ext.update(extensions)
+    if extensions and "tls" in extensions:  # the connection's other extensions are HTTP-only
+        ext["tls"] = extensions["tls"]
     scope = {
         "type": "websocket",
         "asgi": ASGI_VERSION,

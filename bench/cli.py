@@ -82,10 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     load_start = [round(x, 2) for x in os.getloadavg()]
     try:
-        result = Harness(scenario, options, log).run()
+        harness = Harness(scenario, options, log)
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
+    result = harness.run()
     meta = {
         "command": ".venv/bin/python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         "machine": report.machine(),

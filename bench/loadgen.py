@@ -172,4 +172,7 @@ class InProcess(LoadTool):
 
     def parse(self, stdout: str) -> dict:
         data = _json_line(stdout)
-        return measurement(data["requests"], data["duration_s"], errors=data.get("errors"))
+        duration = data.get("duration_s") or data["requests"] / data["rps"]
+        errors = data.get("errors")
+        return measurement(data["requests"], duration, errors=errors if isinstance(errors, dict) else
+                           {"errors": int(errors or 0)})

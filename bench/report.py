@@ -33,7 +33,13 @@ def _cmd_version(argv: list[str]) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "?"
     text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0].strip() if text else "?"
+    if not text:
+        return "?"
+    first = text[0].strip()
+    for prefix in (f"{Path(argv[0]).name} version: ", f"{Path(argv[0]).name} "):
+        if first.startswith(prefix):
+            first = first[len(prefix):]
+    return first
 
 
 def git_revision() -> str:

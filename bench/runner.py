@@ -94,6 +94,8 @@ class Harness:
         self.scenario = scenario
         self.options = options
         self.log = log
+        self.servers = self.selected_servers()  # raises KeyError for unknown names: before anything starts
+        self.workloads = self.selected_workloads()
 
     def selected_servers(self) -> list[Server]:
         servers = list(self.scenario.servers)
@@ -116,13 +118,17 @@ class Harness:
 
     def run(self) -> Result:
         opts = self.options
-        ok_pin, pin_note = can_pin(opts.server_cpus, opts.client_cpus) if opts.pin else (False, "disabled")
+        sc = self.scenario
+        want_server = sc.server_cpus if sc.server_cpus is not None else opts.server_cpus
+        want_client = sc.client_cpus if sc.client_cpus is not None else opts.client_cpus
+        if sc.server_cpus is not None or sc.client_cpus is not None:
+            opts.server_cpus, opts.client_cpus = want_server, want_client
+        ok_pin, pin_note = can_pin(want_server, want_client) if opts.pin else (False, "disabled")
         if not ok_pin:
             self.log(f"! CPU pinning off: {pin_note}")
-        server_cpus = opts.server_cpus if ok_pin else None
-        client_cpus = opts.client_cpus if ok_pin else None
-        servers = self.selected_servers()
-        workloads = self.selected_workloads()
+        server_cpus = want_server if ok_pin else None
+        client_cpus = want_client if ok_pin else None
+        servers, workloads = self.servers, self.workloads
         result = Result(self.scenario.name, opts, [], {}, {}, {}, ok_pin, pin_note, time.time())
         for w in workloads:
             result.load_commands[w.name] = f"{w.tool.describe(opts)} http://{HOST}:$PORT{w.path}"
@@ -152,7 +158,9 @@ class Harness:
             try:
                 for s in runnable:
                     if s.inprocess:
-                        result.commands[s.name] = " ".join(_fill(a, {**ctx, "port": "-"}) for a in s.argv)
+                        shown = {**ctx, "port": "-", "path": "<path>", "duration": "<duration>"}
+                        result.commands[s.name] = " ".join(_fill(a, shown) for a in s.argv).replace(
+                            ctx["python"], "python")
                         continue
                     started = self._start(s, ctx, server_cpus, result)
                     if isinstance(started, str):
@@ -185,9 +193,10 @@ class Harness:
                                               keep=True)
                             if m is not None:
                                 flag = f"  ERRORS {m['error_detail']}" if m["errors"] else ""
+                                cpu = m.get("server_cpu")
+                                flag = (f"  server CPU {cpu:.0%}" if cpu is not None else "") + flag
                                 self.log(f"  round {rnd}/{opts.rounds} {w.name:>12} {s.name:<28} "
-                                         f"{m['rps']:>10.0f} {m.get('unit', 'req/s')}  "
-                                         f"server CPU {m.get('server_cpu', 0):.0%}{flag}")
+                                         f"{m['rps']:>10.0f} {m.get('unit', 'req/s')}{flag}")
             finally:
                 for proc, _port in procs.values():
                     proc.stop()

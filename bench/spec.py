@@ -101,6 +101,9 @@ class Scenario:
     doc: str = ""
     #: text printed under the table (what the numbers mean, caveats)
     notes: str = ""
+    #: override the CPU lists of the run options (e.g. multi-worker scenarios use every core)
+    server_cpus: str | None = None
+    client_cpus: str | None = None
 
 
 @dataclass

@@ -108,10 +108,11 @@ class EchoClient(asyncio.Protocol):
             opcode = buf[pos] & 0x0F
             pos = start + n
             if opcode in (1, 2):
+                sent = self.sent_at.popleft() if self.sent_at else None
                 if stats.measuring:
                     stats.messages += 1
-                    if self.sent_at:
-                        stats.rtts.append(time.perf_counter() - self.sent_at.popleft())
+                    if sent is not None:
+                        stats.rtts.append(time.perf_counter() - sent)
                 if stats.running:
                     self.sent_at.append(time.perf_counter())
                     self.transport.write(self.frame)

@@ -35,12 +35,11 @@ def run(config: Config) -> int:
     except (ConfigError, ValueError) as exc:
         logger.error("%s", exc)
         return 2
-    if config.workers > 1 or config.reload:
-        try:
-            from .workers.supervisor import Supervisor  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            logger.error("--workers > 1 / --reload: the supervisor is not available in this version")
-            return 2
+    from .workers import needs_supervisor
+
+    if needs_supervisor(config):
+        from .workers.supervisor import Supervisor
+
         return int(Supervisor(config).run())
     from .server.server import Server
 

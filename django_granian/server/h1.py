@@ -204,7 +204,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.expect_100 = head.expect_continue
         self.continue_sent = False
         self.discarding = False
-        if server.access_log:
+        if server.access_log or server.metrics is not None:
             self.t0 = time.perf_counter()
         if head.chunked:
             self.body_mode = 2
@@ -516,7 +516,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if server.access_log:
             self._log_access()
         if server.metrics is not None:
-            server.metrics.response(self.resp_status)
+            server.metrics.response(self.resp_status, self.t0)
         if self.pressure_paused:
             self.pressure_paused = False
             if self.phase != CLOSED:

@@ -27,6 +27,7 @@ from .state import ServerState
 logger = logging.getLogger("django_granian")
 
 EXIT_OK, EXIT_CONFIG, EXIT_STARTUP = 0, 2, 3
+SHUTDOWN_IDLE_GRACE = 0.5  # seconds idle connections may still send a request after shutdown begins
 
 
 def select_loop(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -90,6 +91,7 @@ class Server:
         self.addresses: list[str] = []
         self.interface: Any = None
         self.on_started: Callable[[Server], None] | None = None
+        self._own_sockets = False
 
     # -- blocking entry point ---------------------------------------------------------------------
     def run(self, sockets: list[socket.socket] | None = None) -> int:
@@ -155,6 +157,7 @@ class Server:
         try:
             if sockets is None:
                 sockets = bind_sockets(config)
+                self._own_sockets = True  # passed-in sockets (a supervisor's) belong to the caller
             self.sockets = sockets
             ssl_context = self._ssl_context()
             factory = self._protocol_factory(state)
@@ -208,10 +211,15 @@ class Server:
         state.shutting_down = True
         for server in self.servers:
             server.close()
-        for conn in list(state.connections):
-            conn.shutdown()
         timeout = self.config.graceful_timeout
         loop = asyncio.get_running_loop()
+        # A connection accepted just before the listener closed, or a keep-alive client mid-loop, may
+        # have its next request in flight: serve it (with `connection: close`) rather than reset it.
+        grace_end = loop.time() + min(SHUTDOWN_IDLE_GRACE, timeout)
+        while state.connections and not self._force and loop.time() < grace_end:
+            await asyncio.sleep(0.01)
+        for conn in list(state.connections):
+            conn.shutdown()
         deadline = loop.time() + timeout
         while state.connections and not self._force and loop.time() < deadline:
             await asyncio.sleep(0.02)
@@ -230,7 +238,7 @@ class Server:
                 pass
         await interface.shutdown(timeout)
         state.stop()
-        if self.config.uds and self.config.fd is None:
+        if self.config.uds and self.config.fd is None and self._own_sockets:
             try:
                 os.unlink(self.config.uds)
             except OSError:

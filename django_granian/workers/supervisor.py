@@ -1,0 +1,734 @@
+"""The supervisor: bind once, fork workers that share the sockets, keep them healthy, replace them
+gracefully.
+
+Single-threaded and without an event loop, so forking is safe and cheap: a ``selectors`` loop
+over a signal wake-up pipe, one socketpair per worker (ready / max-requests / start-up error
+messages, and EOF as a lifeline), the reload watcher's channel, plus timers (respawn delays,
+kill deadlines, lifetime, RSS sampling).
+
+Replacement is always "start the new worker, wait until it accepts, then SIGTERM the old one": the
+listening socket stays open in the supervisor, so connections queue in the shared backlog and no
+request is refused; the old worker finishes in-flight requests (``Server`` graceful shutdown) and
+is SIGKILLed only after ``--workers-kill-timeout``.
+
+Signals: SIGHUP rolling restart, SIGTERM/SIGINT graceful stop (a second one forces), SIGTTIN /
+SIGTTOU one worker more / less.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+from collections import deque
+from typing import Any
+
+from ..config import Config, ConfigError
+from ..server.sockets import bind_sockets, describe_socket
+
+logger = logging.getLogger("django_granian")
+
+STARTING, RUNNING, STOPPING = "starting", "running", "stopping"
+CRASH_LOOP_LIMIT = 5  # consecutive start-up failures (no worker became ready in between) before giving up
+HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
+
+
+class WorkerHandle:
+    __slots__ = ("pid", "slot", "chan", "generation", "state", "spawned", "ready_at", "kill_at", "successor",
+                 "predecessor", "replace_reason", "retry_at", "rss_over", "error", "buf", "reason")
+
+    def __init__(self, pid: int, slot: int, chan: socket.socket, generation: int, now: float) -> None:
+        self.pid = pid
+        self.slot = slot
+        self.chan = chan
+        self.generation = generation
+        self.state = STARTING
+        self.spawned = now
+        self.ready_at = 0.0
+        self.kill_at = 0.0
+        self.successor: WorkerHandle | None = None
+        self.predecessor: WorkerHandle | None = None
+        self.replace_reason: str | None = None
+        self.retry_at = 0.0
+        self.rss_over = 0
+        self.error = ""
+        self.buf = b""
+        self.reason = ""  # why this worker was started (respawn reason for metrics)
+
+    @property
+    def name(self) -> str:
+        return f"worker-{self.slot} (pid {self.pid})"
+
+
+class Supervisor:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.target = config.workers
+        self.workers: dict[int, WorkerHandle] = {}
+        self.helpers: dict[int, str] = {}  # pid -> "metrics" | "reload"
+        self.sockets: list[socket.socket] = []
+        self.sel = selectors.DefaultSelector()
+        self.pending_signals: deque[int] = deque()
+        self.pending_slots: dict[int, float] = {}  # slot -> when to (re)spawn
+        self.waiting_for_change: set[int] = set()  # reload mode: slots to start after the next change
+        self.generation = 0
+        self.parallel_replace = False
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.exit_code = 0
+        self.ever_ready = False
+        self.failures = 0  # consecutive start-up failures
+        self.next_rss = 0.0
+        self.pid_file_written = False
+        self.metrics_dir: Any = None
+        self.metrics: Any = None
+        self.metrics_sock: socket.socket | None = None
+        self.watcher_chan: socket.socket | None = None
+        self.watch_args: tuple[list[str], Any] | None = None
+        self._wake_r = self._wake_w = -1
+
+    # -- start-up checks --------------------------------------------------------------------------
+    def check(self) -> None:
+        """Everything that can be wrong with the options, reported before anything starts."""
+        config = self.config
+        if config.workers < 1:
+            raise ConfigError(f"--workers: {config.workers} is below the minimum 1")
+        if config.reload:
+            from . import reload
+
+            reload.check_available()
+            self.watch_args = (reload.watch_paths(config), reload.build_filter(config))
+        if config.metrics:
+            from . import metrics
+
+            metrics.check_available()
+        if config.pid_file:
+            path = os.path.abspath(config.pid_file)
+            directory = os.path.dirname(path)
+            if not os.path.isdir(directory):
+                raise ConfigError(f"--pid-file {config.pid_file!r}: directory {directory!r} does not exist")
+            if os.path.isdir(path):
+                raise ConfigError(f"--pid-file {config.pid_file!r} is a directory")
+            if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+                raise ConfigError(f"--pid-file {config.pid_file!r}: not writable")
+
+    # -- main -----------------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self.check()
+            self._bind()
+            self._write_pid_file()
+            if self.config.metrics:
+                self._start_metrics()
+        except ConfigError as exc:
+            logger.error("%s", exc)
+            self._cleanup()
+            return 2
+        if self.config.process_name:
+            from .worker import set_process_title
+
+            set_process_title(f"{self.config.process_name} supervisor")
+        try:
+            self._install_signals()
+            if self.watch_args is not None:
+                self._start_watcher()
+            mode = "reload, " if self.config.reload else ""
+            logger.info("Supervisor pid %d: starting %d worker(s) (%s%s)", os.getpid(), self.target, mode,
+                        ", ".join(describe_socket(s) for s in self.sockets))
+            now = time.monotonic()
+            for slot in range(1, self.target + 1):
+                self._spawn(slot, now, "start")
+            self._loop()
+        finally:
+            self._cleanup()
+        return self.exit_code
+
+    def _bind(self) -> None:
+        from .activation import systemd_sockets
+
+        inherited = systemd_sockets() if self.config.fd is None else None
+        if inherited:
+            self.sockets = inherited
+            logger.info("Using %d socket(s) from systemd socket activation", len(inherited))
+        else:
+            self.sockets = bind_sockets(self.config)
+
+    def _write_pid_file(self) -> None:
+        path = self.config.pid_file
+        if not path:
+            return
+        try:
+            with open(path, "w") as fh:
+                fh.write(f"{os.getpid()}\n")
+        except OSError as exc:
+            raise ConfigError(f"--pid-file {path!r}: cannot write it ({exc.strerror or exc})") from None
+        self.pid_file_written = True
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self._on_signal)
+        self.sel.register(self._wake_r, selectors.EVENT_READ, ("wake", None))
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.pending_signals.append(signum)
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._handle_signals(now)
+            self._reap(now)
+            if self.stopping:
+                if not self.workers:
+                    return
+                if now >= self.stop_deadline:
+                    self._kill_all()
+            else:
+                self._timers(now)
+            timeout = max(0.0, min(self._next_deadline(now), 1.0))
+            for key, _ in self.sel.select(timeout):
+                kind, obj = key.data
+                if kind == "wake":
+                    try:
+                        while os.read(self._wake_r, 512):
+                            pass
+                    except OSError:
+                        pass
+                elif kind == "worker":
+                    self._read_worker(obj)
+                elif kind == "watcher":
+                    self._read_watcher()
+
+    def _next_deadline(self, now: float) -> float:
+        """Seconds until the next timer is due."""
+        deadlines = [now + 1.0]
+        deadlines.extend(self.pending_slots.values())
+        for w in self.workers.values():
+            if w.state == STOPPING:
+                deadlines.append(w.kill_at)
+            elif w.retry_at:
+                deadlines.append(w.retry_at)
+        if self.stopping:
+            deadlines.append(self.stop_deadline)
+        elif self.config.workers_max_rss or self.metrics is not None:
+            deadlines.append(self.next_rss)
+        return min(deadlines) - now
+
+    # -- signals --------------------------------------------------------------------------------------
+    def _handle_signals(self, now: float) -> None:
+        while self.pending_signals:
+            sig = self.pending_signals.popleft()
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                if self.stopping:
+                    logger.warning("Second %s: forcing workers to stop", signal.Signals(sig).name)
+                    self._signal_all(signal.SIGINT)
+                else:
+                    logger.info("%s received: shutting down gracefully", signal.Signals(sig).name)
+                    self.stop(now, 0)
+            elif sig == signal.SIGHUP and not self.stopping:
+                logger.info("SIGHUP received: rolling restart of %d worker(s)", self.target)
+                self._new_generation(now, parallel=False)
+            elif sig == signal.SIGTTIN and not self.stopping:
+                self.target += 1
+                logger.info("SIGTTIN received: increasing workers to %d", self.target)
+                self._spawn(self.target, now, "scale")
+            elif sig == signal.SIGTTOU and not self.stopping:
+                if self.target <= 1:
+                    logger.info("SIGTTOU received: already at one worker")
+                    continue
+                slot = self.target
+                self.target -= 1
+                logger.info("SIGTTOU received: decreasing workers to %d", self.target)
+                self.pending_slots.pop(slot, None)
+                self.waiting_for_change.discard(slot)
+                for w in list(self.workers.values()):
+                    if w.slot == slot:
+                        self._stop_worker(w, now)
+            # SIGCHLD only wakes the loop; _reap collects the children
+
+    def _new_generation(self, now: float, *, parallel: bool) -> None:
+        self.generation += 1
+        self.parallel_replace = parallel
+        self.failures = 0
+        for w in self.workers.values():
+            w.retry_at = 0.0
+        for slot in sorted(self.waiting_for_change | set(self.pending_slots)):
+            self.pending_slots.pop(slot, None)
+            if not any(w.slot == slot and w.state != STOPPING for w in self.workers.values()):
+                self._spawn(slot, now, "reload" if parallel else "signal")
+        self.waiting_for_change.clear()
+
+    def stop(self, now: float, code: int) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        if code and not self.exit_code:
+            self.exit_code = code
+        self.pending_slots.clear()
+        self.stop_deadline = now + self.config.kill_timeout
+        for w in self.workers.values():
+            if w.state != STOPPING:
+                self._stop_worker(w, now)
+
+    def _signal_all(self, sig: int) -> None:
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def _kill_all(self) -> None:
+        for w in self.workers.values():
+            logger.warning("%s did not stop within %.1fs: killing it", w.name, self.config.kill_timeout)
+            try:
+                os.kill(w.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.stop_deadline = time.monotonic() + 5.0
+
+    # -- spawning -------------------------------------------------------------------------------------
+    def _supervisor_fds(self) -> list[int]:
+        """Descriptors only the supervisor may hold: a child closes them right after the fork (so that
+        worker channels see EOF when the supervisor dies, and the metrics port is not kept bound)."""
+        fds = [self._wake_r, self._wake_w]
+        fds += [w.chan.fileno() for w in self.workers.values()]
+        for sock in (self.watcher_chan, self.metrics_sock):
+            if sock is not None:
+                fds.append(sock.fileno())
+        try:
+            fds.append(self.sel.fileno())  # type: ignore[attr-defined]
+        except (AttributeError, NotImplementedError):  # pragma: no cover
+            pass
+        return [fd for fd in fds if fd >= 0]
+
+    def _spawn(self, slot: int, now: float, reason: str, predecessor: WorkerHandle | None = None) -> WorkerHandle:
+        parent_end, child_end = socket.socketpair()
+        close_fds = [parent_end.fileno(), *self._supervisor_fds()]
+        pid = _fork()
+        if pid == 0:  # pragma: no cover - child (covered by the end-to-end tests)
+            from .worker import worker_main
+
+            banner = slot == 1 and not self.ever_ready  # the full banner once; then one line per worker
+            worker_main(self.config, slot, self.sockets, child_end, close_fds, banner)
+        child_end.close()
+        parent_end.setblocking(False)
+        w = WorkerHandle(pid, slot, parent_end, self.generation, now)
+        w.reason = reason
+        if predecessor is not None:
+            w.predecessor = predecessor
+            predecessor.successor = w
+        self.workers[pid] = w
+        self.sel.register(parent_end, selectors.EVENT_READ, ("worker", w))
+        logger.debug("spawned %s (%s)", w.name, reason)
+        return w
+
+    def _stop_worker(self, w: WorkerHandle, now: float) -> None:
+        w.state = STOPPING
+        w.kill_at = now + self.config.kill_timeout
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    # -- messages from workers ----------------------------------------------------------------------------
+    def _read_worker(self, w: WorkerHandle) -> None:
+        try:
+            data = w.chan.recv(8192)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close_chan(w)
+            return
+        w.buf += data
+        while b"\n" in w.buf:
+            line, w.buf = w.buf.split(b"\n", 1)
+            kind, text = line[:1], line[1:].decode("utf-8", "replace")
+            if kind == b"R":
+                self._on_ready(w, time.monotonic())
+            elif kind == b"M":
+                if w.replace_reason is None:
+                    w.replace_reason = "max-requests"
+            elif kind == b"E":
+                w.error = text
+
+    def _close_chan(self, w: WorkerHandle) -> None:
+        try:
+            self.sel.unregister(w.chan)
+        except (KeyError, ValueError):
+            pass
+        w.chan.close()
+
+    def _on_ready(self, w: WorkerHandle, now: float) -> None:
+        if w.state != STARTING:
+            return
+        w.state = RUNNING
+        w.ready_at = now
+        self.failures = 0
+        first = not self.ever_ready
+        self.ever_ready = True
+        pred = w.predecessor
+        w.predecessor = None
+        if pred is not None:
+            pred.successor = None
+            if pred.pid in self.workers and pred.state != STOPPING:
+                logger.info("%s replaces %s (%s)", w.name, pred.name, pred.replace_reason or "restart")
+                self._stop_worker(pred, now)
+        if self.metrics is not None and w.reason not in ("start", "scale"):
+            self.metrics.respawn(w.reason)
+        if self.stopping:
+            self._stop_worker(w, now)
+        elif first:
+            logger.info("Workers are accepting connections")
+        self._update_worker_gauge()
+
+    def _read_watcher(self) -> None:
+        chan = self.watcher_chan
+        if chan is None:
+            return
+        try:
+            data = chan.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.sel.unregister(chan)
+            chan.close()
+            self.watcher_chan = None
+            return
+        if self.stopping:
+            return
+        names = [line[1:].decode("utf-8", "replace") for line in data.split(b"\n") if line.startswith(b"C")]
+        logger.info("Changes detected in %s: reloading", ", ".join(names)[:300] or "watched files")
+        self._new_generation(time.monotonic(), parallel=True)
+
+    # -- children that exited -------------------------------------------------------------------------------
+    def _reap(self, now: float) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            if pid in self.helpers:
+                self._helper_exited(self.helpers.pop(pid), code)
+                continue
+            w = self.workers.pop(pid, None)
+            if w is None:
+                continue
+            # drain a last message (the start-up error) before closing the channel
+            if w.chan.fileno() != -1:
+                try:
+                    w.chan.setblocking(False)
+                    while True:
+                        data = w.chan.recv(65536)
+                        if not data:
+                            break
+                        w.buf += data
+                except OSError:
+                    pass
+                for line in w.buf.split(b"\n"):
+                    if line.startswith(b"E"):
+                        w.error = line[1:].decode("utf-8", "replace")
+                self._close_chan(w)
+            if self.metrics_dir is not None:
+                self.metrics_dir.process_dead(pid)
+            self._worker_exited(w, code, now)
+            self._update_worker_gauge()
+
+    def _worker_exited(self, w: WorkerHandle, code: int, now: float) -> None:
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        succ, pred = w.successor, w.predecessor
+        if succ is not None:
+            succ.predecessor = None  # the successor now owns the slot
+        if pred is not None:
+            pred.successor = None
+        if self.stopping or w.state == STOPPING:
+            logger.debug("%s stopped (%s)", w.name, how)
+            return
+        if w.state == STARTING:
+            reason = w.error or how
+            if self.config.reload:
+                if pred is not None:
+                    logger.error("%s failed to start: %s -- the previous version keeps serving; waiting for "
+                                 "the next change", w.name, reason)
+                    pred.retry_at = 0.0
+                    pred.generation = self.generation  # do not retry until the next change
+                else:
+                    logger.error("%s failed to start: %s -- waiting for the next change", w.name, reason)
+                    self.waiting_for_change.add(w.slot)
+                return
+            if not self.ever_ready:
+                logger.error("%s failed to start: %s", w.name, reason)
+                self.stop(now, code if code > 0 else 1)
+                return
+            self.failures += 1
+            if self.failures >= CRASH_LOOP_LIMIT:
+                logger.error("%s failed to start: %s -- %d start-up failures in a row, giving up", w.name, reason,
+                             self.failures)
+                self.stop(now, code if code > 0 else 1)
+                return
+            delay = max(self.config.respawn_interval, 0.1 * self.failures)
+            logger.error("%s failed to start: %s -- retrying in %.1fs", w.name, reason, delay)
+            if pred is not None and pred.pid in self.workers:
+                pred.retry_at = now + delay
+            elif w.slot <= self.target:
+                self.pending_slots[w.slot] = now + delay
+            return
+        # a running worker died on its own
+        if succ is not None:
+            logger.warning("%s exited (%s) while being replaced", w.name, how)
+            return
+        if self.config.respawn_failed_workers:
+            logger.warning("%s exited unexpectedly (%s): respawning in %.1fs", w.name, how,
+                           self.config.respawn_interval)
+            if w.slot <= self.target:
+                self.pending_slots[w.slot] = now + self.config.respawn_interval
+            return
+        if self.config.reload and self.config.reload_ignore_worker_failure:
+            logger.warning("%s exited unexpectedly (%s): waiting for the next change", w.name, how)
+            self.waiting_for_change.add(w.slot)
+            return
+        logger.error("%s exited unexpectedly (%s); shutting down (use --respawn-failed-workers to respawn "
+                     "it)", w.name, how)
+        self.stop(now, 1)
+
+    def _helper_exited(self, name: str, code: int) -> None:
+        if self.stopping:
+            return
+        logger.error("the %s process exited (code %s): restarting it", name, code)
+        if name == "metrics":
+            self._fork_metrics()
+        elif name == "reload" and self.watch_args is not None:
+            if self.watcher_chan is not None:
+                self.sel.unregister(self.watcher_chan)
+                self.watcher_chan.close()
+                self.watcher_chan = None
+            self._start_watcher()
+
+    # -- timers ------------------------------------------------------------------------------------------
+    def _timers(self, now: float) -> None:
+        for slot, due in list(self.pending_slots.items()):
+            if now >= due:
+                del self.pending_slots[slot]
+                if slot <= self.target and not any(w.slot == slot and w.state != STOPPING
+                                                   for w in self.workers.values()):
+                    self._spawn(slot, now, "crash")
+        config = self.config
+        for w in list(self.workers.values()):
+            if w.state == STOPPING and now >= w.kill_at:
+                logger.warning("%s did not stop within %.1fs: killing it", w.name, config.kill_timeout)
+                try:
+                    os.kill(w.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                w.kill_at = now + 5.0
+            elif (w.state == RUNNING and config.workers_lifetime and w.replace_reason is None
+                  and now - w.ready_at >= config.workers_lifetime):
+                w.replace_reason = "lifetime"
+        if config.workers_max_rss and now >= self.next_rss:
+            self.next_rss = now + config.rss_sample_interval
+            self._sample_rss()
+        elif self.metrics is not None and now >= self.next_rss:
+            self.next_rss = now + min(config.rss_sample_interval, config.metrics_scrape_interval)
+            self._sample_rss()
+        self._schedule_replacements(now)
+
+    def _sample_rss(self) -> None:
+        import psutil
+
+        limit = (self.config.workers_max_rss or 0) * 1024 * 1024
+        for w in list(self.workers.values()):
+            if w.state != RUNNING:
+                continue
+            try:
+                rss = psutil.Process(w.pid).memory_info().rss
+            except (psutil.Error, OSError):
+                continue
+            if self.metrics is not None:
+                self.metrics.set_rss(w.slot, rss)
+            if not limit:
+                continue
+            if rss > limit:
+                w.rss_over += 1
+                if w.rss_over >= self.config.rss_samples and w.replace_reason is None:
+                    logger.warning("%s uses %d MiB (limit %d MiB): replacing it", w.name, rss // 2**20,
+                                   self.config.workers_max_rss)
+                    w.replace_reason = "max-rss"
+            else:
+                w.rss_over = 0
+
+    def _schedule_replacements(self, now: float) -> None:
+        in_flight = sum(1 for w in self.workers.values() if w.state == STARTING and w.predecessor is not None)
+        for w in sorted(self.workers.values(), key=lambda w: w.slot):
+            if w.state != RUNNING or w.successor is not None or now < w.retry_at:
+                continue
+            stale = w.generation < self.generation
+            if not stale and w.replace_reason is None:
+                continue
+            if w.slot > self.target:
+                self._stop_worker(w, now)
+                continue
+            if in_flight and not (stale and self.parallel_replace):
+                continue
+            reason = w.replace_reason or ("reload" if self.parallel_replace else "signal")
+            if w.replace_reason:
+                logger.info("%s: %s reached, starting its replacement", w.name, w.replace_reason)
+            self._spawn(w.slot, now, reason, predecessor=w)
+            in_flight += 1
+
+    # -- metrics and reload helpers ------------------------------------------------------------------------
+    def _start_metrics(self) -> None:
+        from .metrics import MultiprocDir, SupervisorMetrics, bind_endpoint
+
+        self.metrics_sock = bind_endpoint(self.config)
+        self.metrics_dir = MultiprocDir()
+        self.metrics = SupervisorMetrics()
+        self._fork_metrics()
+        host, port = self.metrics_sock.getsockname()[:2]
+        logger.info("Prometheus metrics on http://%s:%d/metrics", host, port)
+
+    def _fork_metrics(self) -> None:
+        sock = self.metrics_sock
+        assert sock is not None
+        close_fds = [fd for fd in self._supervisor_fds() if fd != sock.fileno()]
+        close_fds += [s.fileno() for s in self.sockets]
+        pid = _fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 0
+            try:
+                from .worker import reset_signals
+
+                reset_signals()
+                _close_all(close_fds)
+                if self.config.process_name:
+                    from .worker import set_process_title
+
+                    set_process_title(f"{self.config.process_name} metrics")
+                from .metrics import serve_endpoint
+
+                serve_endpoint(sock)
+            except SystemExit:
+                pass
+            except BaseException:  # noqa: BLE001
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        self.helpers[pid] = "metrics"
+
+    def _start_watcher(self) -> None:
+        assert self.watch_args is not None
+        parent_end, child_end = socket.socketpair()
+        close_fds = [parent_end.fileno(), *self._supervisor_fds(), *(s.fileno() for s in self.sockets)]
+        pid = _fork()
+        if pid == 0:  # pragma: no cover - child
+            from .reload import watcher_main
+            from .worker import reset_signals
+
+            reset_signals()
+            _close_all(close_fds)
+            watcher_main(self.config, child_end, *self.watch_args)
+        child_end.close()
+        parent_end.setblocking(False)
+        self.watcher_chan = parent_end
+        self.sel.register(parent_end, selectors.EVENT_READ, ("watcher", None))
+        self.helpers[pid] = "reload"
+        paths, _ = self.watch_args
+        logger.info("Watching %s for changes", ", ".join(paths))
+
+    def _update_worker_gauge(self) -> None:
+        if self.metrics is not None:
+            self.metrics.set_workers(sum(1 for w in self.workers.values() if w.state == RUNNING))
+
+    # -- exit --------------------------------------------------------------------------------------------------
+    def _cleanup(self) -> None:
+        for pid, _name in list(self.helpers.items()):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + 3.0
+        while self.helpers and time.monotonic() < deadline:
+            for pid in list(self.helpers):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self.helpers.pop(pid, None)
+            time.sleep(0.01)
+        for pid in list(self.helpers):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        for sig in HANDLED_SIGNALS:
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (ValueError, OSError):  # pragma: no cover
+                pass
+        if self._wake_w != -1:
+            signal.set_wakeup_fd(-1)
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.sel.close()
+        for sock in self.sockets:
+            sock.close()
+        if self.metrics_sock is not None:
+            self.metrics_sock.close()
+        if self.metrics_dir is not None:
+            self.metrics_dir.cleanup()
+        config = self.config
+        if config.uds and config.fd is None and self.sockets:
+            try:
+                os.unlink(config.uds)
+            except OSError:
+                pass
+        if self.pid_file_written and config.pid_file:
+            try:
+                with open(config.pid_file) as fh:
+                    if fh.read().strip() == str(os.getpid()):
+                        os.unlink(config.pid_file)
+            except OSError:
+                pass
+        logger.info("Supervisor stopped")
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _fork() -> int:
+    """fork() with our signals blocked, so that a signal cannot reach the child while it still has the
+    supervisor's handlers (the child unblocks them in ``reset_signals``; the parent right away)."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        raise
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return pid

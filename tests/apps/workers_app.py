@@ -1,0 +1,46 @@
+"""ASGI app for the supervisor tests: reports its pid, sleeps, allocates, records lifespan events.
+
+Environment: WORKERS_MARKER_DIR (lifespan shutdown writes ``shutdown-<pid>`` there),
+WORKERS_FAIL_STARTUP=1 (lifespan startup fails).
+"""
+
+import asyncio
+import os
+
+HOARD = []
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if os.environ.get("WORKERS_FAIL_STARTUP") == "1":
+                    await send({"type": "lifespan.startup.failed", "message": "database is unreachable"})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                marker_dir = os.environ.get("WORKERS_MARKER_DIR")
+                if marker_dir:
+                    with open(os.path.join(marker_dir, f"shutdown-{os.getpid()}"), "w") as fh:
+                        fh.write("done")
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    path = scope["path"]
+    query = scope["query_string"].decode()
+    status = 200
+    if path == "/slow":
+        await asyncio.sleep(float(query.partition("=")[2] or 1))
+        body = b"slow done"
+    elif path == "/alloc":
+        mib = int(query.partition("=")[2] or 100)
+        HOARD.append(b"\x01" * (mib * 1024 * 1024))
+        body = str(os.getpid()).encode()
+    elif path.startswith("/status/"):
+        status = int(path.rsplit("/", 1)[1])
+        body = b"status"
+    else:
+        body = str(os.getpid()).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -122,3 +122,69 @@ def test_access_log_under_rsgi(server_factory):
 def test_plain_coroutine_with_explicit_interface(server_factory):
     with server_factory(["--interface", "rsgi", "rsgi_apps:plain"]) as srv:
         assert httpx.get(srv.url).text == "plain"
+
+
+def test_websocket_echo_http1(rsgi):
+    import asyncio
+
+    import websockets
+
+    async def talk():
+        async with websockets.connect(f"ws://127.0.0.1:{rsgi.port}/ws") as ws:
+            await ws.send("hello")
+            text = await ws.recv()
+            await ws.send(b"\x00bin")
+            data = await ws.recv()
+            return text, data
+
+    assert asyncio.run(talk()) == ("hello", b"\x00bin")
+
+
+def test_http2_and_websocket_over_h2(server_factory, tmp_path):
+    h2 = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"abcdefgh")
+    with server_factory(["--http", "auto", "rsgi_apps:app"], env={"RSGI_FILE": str(data)}) as srv:
+        with httpx.Client(http2=True, http1=False, base_url=srv.url) as client:
+            scope = client.get("/scope").json()
+            assert scope["http_version"] == "2"
+            assert client.post("/echo", content=b"x" * 70000).content == b"x" * 70000
+            assert client.get("/stream").text == "part0;part1;part2;part3;part4;end"
+            assert client.get("/file-range").content == b"cdef"
+        # RFC 8441 extended CONNECT: a WebSocket over an HTTP/2 stream
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        settings_ok = False
+        deadline = time.monotonic() + 5
+        while not settings_ok and time.monotonic() < deadline:
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.RemoteSettingsChanged):
+                    settings_ok = True
+            sock.sendall(conn.data_to_send())
+        conn.send_headers(1, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                              (":path", "/ws"), (":authority", "localhost"), ("sec-websocket-version", "13")])
+        sock.sendall(conn.data_to_send())
+        status = None
+        received = b""
+        # a masked text frame "hi"
+        frame = bytes([0x81, 0x82, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"hi", [1, 2, 3, 4], strict=False))
+        sent = False
+        while time.monotonic() < deadline and b"hi" not in received:
+            for event in conn.receive_data(sock.recv(65536)):
+                if isinstance(event, h2.events.ResponseReceived):
+                    status = dict(event.headers)[b":status"]
+                elif isinstance(event, h2.events.DataReceived):
+                    received += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, 1)
+            if status == b"200" and not sent:
+                conn.send_data(1, frame)
+                sent = True
+            sock.sendall(conn.data_to_send())
+        sock.close()
+        assert status == b"200"
+        assert received == bytes([0x81, 0x02]) + b"hi"

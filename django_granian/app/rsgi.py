@@ -362,10 +362,10 @@ class RSGIInterface(HTTPInterface):
         return RSGIHTTPCycle(self.app, scope, channel, self.loop, head.chunked or head.content_length > 0)
 
     def websocket(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
-        from .rsgi_ws import start_rsgi_websocket
+        from .rsgi_ws import RSGIWebSocketSession
 
-        scope = Scope("ws", head, client, channel.server_addr, "wss" if scheme in ("https", "wss") else "ws")
-        return start_rsgi_websocket(self.app, scope, channel, head, self.loop)
+        scope = Scope("ws", head, client, channel.server_addr, scheme)
+        return RSGIWebSocketSession(self.app, scope, channel, head.headers, self.server.config, self.loop)
 
     async def startup(self) -> None:
         init = getattr(self.target, "__rsgi_init__", None)

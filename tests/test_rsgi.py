@@ -141,8 +141,8 @@ def test_websocket_echo_http1(rsgi):
 
 
 def test_http2_and_websocket_over_h2(server_factory, tmp_path):
-    h2 = pytest.importorskip("h2.connection")
     import h2.config
+    import h2.connection
     import h2.events
 
     data = tmp_path / "data.txt"

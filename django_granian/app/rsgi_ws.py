@@ -60,7 +60,7 @@ class RSGIWebSocketSession(WebSocketSession):
                 WebSocketSession.close(self, NORMAL)
 
     # -- RSGI protocol ----------------------------------------------------------------------------
-    async def accept(self) -> "WebsocketTransport":  # type: ignore[override]
+    async def accept(self) -> WebsocketTransport:  # type: ignore[override]
         if self.transport is not None:
             return self.transport
         WebSocketSession.accept(self, None, ())  # RSGI has no subprotocol selection

@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="list scenarios with their servers and exit")
     sub = ap.add_subparsers(dest="command")
     sub.add_parser("list", help="list scenarios with their servers")
+    sub.add_parser("profile", help="profile one server under load with py-spy (see `profile --help`)",
+                   add_help=False)
     run = sub.add_parser("run", help="run a scenario")
     run.add_argument("scenario", help="scenario name (see --list)")
     run.add_argument("--duration", type=float, default=10.0, help="seconds per measured run [10]")
@@ -59,6 +61,11 @@ def list_scenarios() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    if args_list[:1] == ["profile"]:
+        from bench.profiling import main as profile_main
+
+        return profile_main(args_list[1:])
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.list or args.command == "list":

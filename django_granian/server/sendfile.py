@@ -102,11 +102,15 @@ async def send_chunked(conn: Any, fd: int, offset: int, count: int, chunk_size: 
         conn.send_body(chunk, sent >= count)
         if conn.writing_paused:
             await conn.drain()
+        elif sent < count:
+            await asyncio.sleep(0)  # let the channel flush (HTTP/2 writes once per loop iteration)
         if _closed(conn):
             return
 
 
 def _closed(conn: Any) -> bool:
+    if getattr(conn, "closed", False):  # an HTTP/2 stream that was reset
+        return True
     transport = getattr(conn, "transport", None)
     return transport is not None and transport.is_closing()
 

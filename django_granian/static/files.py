@@ -353,7 +353,7 @@ class StaticFiles:
             return
         from ..app.http import start_task
 
-        start_task(_stream(channel, marker, fd, offset, count), channel.loop)
+        start_task(_stream(channel, marker, fd, offset, count), channel.server.loop)
 
 
 async def _stream(channel: Any, marker: _FileResponse, fd: int, offset: int, count: int) -> None:

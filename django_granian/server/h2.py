@@ -70,6 +70,7 @@ _DEFAULT_NAMES = frozenset({b"date", b"server"})
 _SERVER_PAIR = (b"server", b"django-granian")
 _FILE_CHUNK = 65536
 _MAX_WINDOW = 16 * 1024 * 1024  # adaptive window ceiling
+LINGER = 1.0  # seconds input is drained after a connection error before the socket is closed
 _BASE_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hint": {}, "http.response.pathsend": {}}
 
 
@@ -887,7 +888,16 @@ class HTTP2Protocol(asyncio.Protocol):
         if code is not None:
             self._goaway(code)
         self._flush()
-        self._close()
+        # Lingering close: closing with unread input would make the kernel send RST, and the peer
+        # could lose our GOAWAY. Half-close, ignore further input, and close for good shortly.
+        self.closed = True
+        transport = self.transport
+        try:
+            if transport.can_write_eof():
+                transport.write_eof()
+        except (OSError, RuntimeError, NotImplementedError):
+            pass
+        self.loop.call_later(LINGER, transport.close)
 
     def _goaway(self, code: int) -> None:
         """GOAWAY written past h2's state machine, so the streams already open can still finish."""

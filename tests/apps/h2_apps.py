@@ -1,0 +1,154 @@
+"""Apps for the HTTP/2 and TLS tests (tests/test_http2.py, tests/test_tls.py)."""
+
+import asyncio
+import json
+import os
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] == "websocket":
+        await websocket_echo(scope, receive, send)
+        return
+    path = scope["path"]
+    handler = ROUTES.get(path, hello)
+    await handler(scope, receive, send)
+
+
+async def hello(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"Hello, world!"})
+
+
+async def read_body(receive):
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+async def echo(scope, receive, send):
+    body = await read_body(receive)
+    if body is None:
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream"), (b"X-Echo-Length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def slow_reader(scope, receive, send):
+    """Reads the body slowly: request flow control must hold the client back."""
+    total = 0
+    while True:
+        message = await receive()
+        total += len(message.get("body", b""))
+        await asyncio.sleep(0.01)
+        if not message.get("more_body", False):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(total).encode()})
+
+
+async def big(scope, receive, send):
+    """``?n=<bytes>`` streamed in 64 KiB chunks (response flow control)."""
+    n = int(dict(p.split("=") for p in scope["query_string"].decode().split("&") if p).get("n", 1 << 20))
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % n)]})
+    chunk = b"x" * 65536
+    while n > 0:
+        piece = chunk[:n]
+        n -= len(piece)
+        await send({"type": "http.response.body", "body": piece, "more_body": n > 0})
+
+
+async def scope_info(scope, receive, send):
+    ext = scope.get("extensions") or {}
+    info = {
+        "http_version": scope["http_version"],
+        "scheme": scope["scheme"],
+        "method": scope["method"],
+        "path": scope["path"],
+        "query_string": scope["query_string"].decode(),
+        "headers": [[k.decode(), v.decode()] for k, v in scope["headers"]],
+        "extensions": sorted(ext),
+        "tls": ext.get("tls"),
+        "server": list(scope["server"] or []),
+    }
+    body = json.dumps(info).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def trailers(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")],
+                "trailers": True})
+    await send({"type": "http.response.body", "body": b"body", "more_body": True})
+    await send({"type": "http.response.body", "body": b"-more"})
+    await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"abc123")]})
+
+
+async def early_hint(scope, receive, send):
+    await send({"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload; as=style"]})
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"hinted"})
+
+
+async def pathsend(scope, receive, send):
+    path = os.environ["H2_TEST_FILE"]
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/octet-stream")]})
+    await send({"type": "http.response.pathsend", "path": path})
+
+
+async def slow(scope, receive, send):
+    await asyncio.sleep(float(scope["query_string"].decode() or "1"))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"slow done"})
+
+
+async def bad_header(scope, receive, send):
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"x-bad", b"a\r\nb")]})
+    await send({"type": "http.response.body", "body": b"never"})
+
+
+async def websocket_echo(scope, receive, send):
+    message = await receive()
+    assert message["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+ROUTES = {
+    "/echo": echo,
+    "/slow-reader": slow_reader,
+    "/big": big,
+    "/scope": scope_info,
+    "/trailers": trailers,
+    "/early": early_hint,
+    "/pathsend": pathsend,
+    "/slow": slow,
+    "/bad-header": bad_header,
+}
+
+
+def wsgi(environ, start_response):
+    body = environ["wsgi.input"].read()
+    out = b"wsgi:" + environ["SERVER_PROTOCOL"].encode() + b":" + environ["wsgi.url_scheme"].encode() + b":" + body
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(out)))])
+    return [out]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -93,7 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
-    result = harness.run()
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # run()'s finally stops every server's process group
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        result = harness.run()
+    except KeyboardInterrupt:
+        print("interrupted; servers stopped", file=sys.stderr)
+        return 130
     meta = {
         "command": ".venv/bin/python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv),
         "machine": report.machine(),

@@ -265,6 +265,8 @@ class Harness:
             self.log(f"! {w.name} / {s.name}: {msg}")
             return None
         m["server_cpu"] = (cpu1 - cpu0) / wall if proc else None
+        # Requests per CPU-second the server actually got: robust to a noisy machine stealing the server's core.
+        m["per_cpu_s"] = m["requests"] / (cpu1 - cpu0) if proc and cpu1 > cpu0 else None
         m["load_cpu"] = ((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)) / wall
         if keep:
             row.runs.append(m)

@@ -117,6 +117,7 @@ def serve_endpoint(sock: socket.socket) -> None:
     server.server_address = sock.getsockname()[:2]
     server.server_name = "metrics"
     server.server_port = sock.getsockname()[1]
+    server.setup_environ()
     server.set_app(app)
 
     def stop(signum: int, frame: Any) -> None:

@@ -1,0 +1,119 @@
+"""``--metrics``: the Prometheus endpoint merges every worker's samples and counts correctly."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import tempfile
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port, start_server
+
+pytestmark = pytest.mark.timeout(90)
+
+APP = ["--interface", "asgi", "workers_app:app"]
+
+
+def scrape(port: int) -> dict[str, dict[tuple, float]]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def total(samples: dict[str, dict[tuple, float]], name: str, **labels: str) -> float:
+    want = set(labels.items())
+    return sum(v for k, v in samples.get(name, {}).items() if want <= set(k))
+
+
+def wait_metrics(port: int, cond, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = scrape(port)
+        except httpx.HTTPError:
+            last = None
+        if last is not None and cond(last):
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"metrics condition not met; last scrape: {last}")
+
+
+def test_metrics_count_requests_across_workers(tmp_path):
+    mport = free_port()
+    args = [*APP, "--workers", "2", "--metrics", "--metrics-port", str(mport), "--metrics-scrape-interval", "1"]
+    before = _metrics_dirs()
+    with start_server(args, tmp_path=tmp_path) as srv:
+        wait_metrics(mport, lambda m: total(m, "django_granian_workers") == 2)
+        for _ in range(10):
+            assert httpx.get(srv.url).status_code == 200
+        with httpx.Client() as client:
+            for _ in range(3):
+                assert client.get(srv.url + "/status/404").status_code == 404
+            assert client.get(srv.url + "/slow?t=0.06").status_code == 200
+        m = wait_metrics(mport, lambda m: total(m, "django_granian_requests_total") == 14
+                         and total(m, "django_granian_request_duration_seconds_count") == 14)
+        assert total(m, "django_granian_responses_total", status="200") == 11
+        assert total(m, "django_granian_responses_total", status="404") == 3
+        # 10 + one keep-alive client + the fixture's readiness probe
+        assert total(m, "django_granian_connections_total") == 12
+        # the slow request lands above the 50 ms bucket, the others well below it
+        assert total(m, "django_granian_request_duration_seconds_bucket", le="0.05") == 13
+        assert total(m, "django_granian_request_duration_seconds_bucket", le="0.1") == 14
+        assert total(m, "django_granian_request_duration_seconds_sum") >= 0.06
+        workers = {dict(k)["worker"] for k in m["django_granian_worker_rss_bytes"]}
+        assert workers == {"1", "2"}
+        assert all(v > 10 * 2**20 for v in m["django_granian_worker_rss_bytes"].values())
+        assert total(m, "django_granian_connections_open") == 0
+        created = _metrics_dirs() - before
+        assert created, "the supervisor made a PROMETHEUS_MULTIPROC_DIR"
+        assert srv.stop() == 0
+    assert not any(os.path.exists(d) for d in created)  # ...and removed it
+
+
+def _metrics_dirs() -> set[str]:
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), "django-granian-metrics-*")))
+
+
+def test_metrics_count_respawns_and_keep_counts_of_dead_workers(tmp_path):
+    mport = free_port()
+    args = [*APP, "--workers", "1", "--metrics", "--metrics-port", str(mport), "--metrics-scrape-interval", "1",
+            "--respawn-failed-workers", "--respawn-interval", "0.1"]
+    with start_server(args, tmp_path=tmp_path) as srv:
+        m = wait_metrics(mport, lambda m: total(m, "django_granian_workers") == 1)
+        for _ in range(5):
+            httpx.get(srv.url)
+        wait_metrics(mport, lambda m: total(m, "django_granian_requests_total") == 5)
+        worker = int(httpx.get(srv.url).text)  # the 6th request is flushed when the worker stops
+        os.kill(worker, signal.SIGTERM)  # a worker stopping on its own counts as a crash here
+        m = wait_metrics(mport, lambda m: total(m, "django_granian_worker_respawns_total", reason="crash") == 1)
+        assert total(m, "django_granian_requests_total") == 6
+        httpx.get(srv.url)
+        wait_metrics(mport, lambda m: total(m, "django_granian_requests_total") == 7)
+
+
+def test_worker_metrics_unit():
+    from django_granian.workers.metrics import LATENCY_BUCKETS, WorkerMetrics
+
+    wm = WorkerMetrics(1)
+    for status in (200, 200, 404):
+        wm.response(status)
+    assert wm.statuses == {200: 2, 404: 1}
+    assert sum(wm.buckets) == 0  # no start time: no latency sample
+    now = time.perf_counter()
+    wm.response(200, now - 0.003)  # 3 ms -> the 5 ms bucket
+    assert wm.buckets[LATENCY_BUCKETS.index(0.005)] == 1
+    wm.response(500, now - 100)  # beyond the largest bound -> +Inf
+    assert wm.buckets[-1] == 1
+    wm.connection_opened()
+    wm.connection_opened()
+    wm.connection_closed()
+    assert (wm.open, wm.opened) == (1, 2)

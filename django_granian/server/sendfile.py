@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import stat
 from typing import Any, Iterator
 
+logger = logging.getLogger("django_granian.server")
+
 CHUNK_SIZE = 256 * 1024  # chunked path: bytes read per os.pread
 SENDFILE_MIN = 64 * 1024  # below this a read + write beats the sendfile set-up
 _HAVE_SENDFILE = hasattr(os, "sendfile")
+_ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
 _H1: Any = None
 
 
@@ -64,10 +68,16 @@ async def send_file_response(conn: Any, status: int, headers: Any, path: str, st
                              end: int | None = None) -> None:
     """Send a whole response whose body is ``path[start:end]`` (``end`` exclusive, None = EOF).
 
-    The app's ``content-length`` is replaced by the real one. File errors (missing file, directory,
-    permission) are raised before the head is written, so callers can still answer 404/500.
+    The app's ``content-length`` is replaced by the real one. A file that cannot be opened (missing,
+    a directory, no permission) is logged and answered with a 500 instead of the app's head, so the
+    connection stays usable.
     """
-    fd, _size, count = open_range(path, start, end)
+    try:
+        fd, _size, count = open_range(path, start, end)
+    except OSError as exc:
+        logger.error("file response: cannot open %r: %s", path, exc.strerror or exc)
+        conn.send_head(500, _ERROR_HEADERS, b"Internal Server Error\n", True)
+        return
     try:
         out = [(name, value) for name, value in headers if name.lower() != b"content-length"]
         out.append((b"content-length", b"%d" % count))

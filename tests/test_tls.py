@@ -1,0 +1,171 @@
+"""TLS: certificate loading errors at start, ALPN (h2 / http/1.1), https scheme, the ASGI tls extension,
+client certificates; real server, real clients (httpx, curl, ssl sockets), certificates from trustme."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+
+import httpx
+import pytest
+import trustme
+
+from django_granian.server.tls import rfc4514_name
+from tests.conftest import ROOT, free_port
+
+APP = ["--interface", "asgi", "h2_apps:app"]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    server.cert_chain_pems[0].write_to_path(str(d / "cert.pem"))
+    for blob in server.cert_chain_pems[1:]:
+        blob.write_to_path(str(d / "cert.pem"), append=True)
+    server.private_key_pem.write_to_path(str(d / "key.pem"))
+    ca.cert_pem.write_to_path(str(d / "ca.pem"))
+    client = ca.issue_cert("client@example.com", common_name="Test Client")
+    client.private_key_and_cert_chain_pem.write_to_path(str(d / "client.pem"))
+    other = trustme.CA().issue_cert("127.0.0.1")
+    other.private_key_pem.write_to_path(str(d / "other-key.pem"))
+    # an encrypted copy of the server key
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(server.private_key_pem.bytes(), None)
+    (d / "enc-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                      serialization.PrivateFormat.PKCS8,
+                                                      serialization.BestAvailableEncryption(b"s3cret")))
+    (d / "garbage.pem").write_text("not a certificate\n")
+    return d
+
+
+def tls_args(certs, key="key.pem"):
+    return ["--ssl-certificate", str(certs / "cert.pem"), "--ssl-keyfile", str(certs / key)]
+
+
+def run_server(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+    env = {"PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'apps'}", "PATH": "/usr/bin:/bin"}
+    return subprocess.run([sys.executable, "-m", "django_granian", *args, "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=str(ROOT))
+
+
+@pytest.mark.parametrize(("key", "extra", "message"), [
+    ("other-key.pem", [], "does not match the certificate in --ssl-certificate"),
+    ("enc-key.pem", [], "the private key is encrypted; pass --ssl-keyfile-password"),
+    ("enc-key.pem", ["--ssl-keyfile-password", "wrong"], "--ssl-keyfile-password: cannot decrypt"),
+    ("garbage.pem", [], "--ssl-keyfile"),
+    ("key.pem", ["--ssl-ca", "GARBAGE"], "--ssl-ca"),
+])
+def test_bad_tls_configuration_fails_at_start(certs, key, extra, message):
+    extra = [str(certs / "garbage.pem") if a == "GARBAGE" else a for a in extra]
+    out = run_server([*APP, *tls_args(certs, key), *extra])
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stdout + out.stderr
+
+
+def test_bad_certificate_file_fails_at_start(certs):
+    out = run_server([*APP, "--ssl-certificate", str(certs / "garbage.pem"), "--ssl-keyfile",
+                      str(certs / "key.pem")])
+    assert out.returncode == 2 and "--ssl-certificate" in out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_srv(certs, tmp_path_factory):
+    from tests.conftest import start_server
+
+    with start_server([*APP, *tls_args(certs, "enc-key.pem"), "--ssl-keyfile-password", "s3cret",
+                       "--ssl-ca", str(certs / "ca.pem")], tmp_path=tmp_path_factory.mktemp("tls")) as srv:
+        yield srv
+
+
+def trusted(certs) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certs / "ca.pem"))
+
+
+def url(srv) -> str:
+    return f"https://127.0.0.1:{srv.port}"
+
+
+def test_alpn_h2_and_http11_with_https_scope_and_tls_extension(tls_srv, certs):
+    ca = trusted(certs)
+    with httpx.Client(http2=True, verify=ca, timeout=15) as client:
+        r = client.get(url(tls_srv) + "/scope")
+        assert r.http_version == "HTTP/2"
+        info = r.json()
+        assert info["scheme"] == "https" and info["http_version"] == "2"
+        tls = info["tls"]
+        assert tls["tls_version"] == 0x0304  # TLS 1.3 (default --ssl-protocol-min)
+        assert isinstance(tls["cipher_suite"], int) and tls["cipher_suite"] > 0
+        assert tls["server_cert"].startswith("-----BEGIN CERTIFICATE-----")
+        assert tls["client_cert_chain"] == [] and tls["client_cert_name"] is None
+        assert tls["client_cert_error"] is None
+    with httpx.Client(http2=False, verify=ca, timeout=15) as client:
+        r = client.get(url(tls_srv) + "/scope")
+        assert r.http_version == "HTTP/1.1"
+        info = r.json()
+        assert info["scheme"] == "https" and info["tls"]["tls_version"] == 0x0304
+        assert "http.response.trailers" in info["extensions"]
+
+
+def test_client_certificate_reaches_the_app(tls_srv, certs):
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.load_cert_chain(str(certs / "client.pem"))
+    with httpx.Client(http2=True, verify=ctx, timeout=15) as client:
+        tls = client.get(url(tls_srv) + "/scope").json()["tls"]
+    assert tls["client_cert_name"].startswith("CN=Test Client,OU=") and ",O=trustme" in tls["client_cert_name"]
+    assert len(tls["client_cert_chain"]) == 1 and "BEGIN CERTIFICATE" in tls["client_cert_chain"][0]
+
+
+def test_curl_over_tls_with_alpn(tls_srv, certs):
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    out = subprocess.run(["curl", "-sS", "-i", "--cacert", str(certs / "ca.pem"), "--http2", url(tls_srv) + "/"],
+                         capture_output=True, timeout=20)
+    assert out.stdout.startswith(b"HTTP/2 200") and out.stdout.endswith(b"Hello, world!")
+    out = subprocess.run(["curl", "-sS", "-i", "-k", "--http1.1", url(tls_srv) + "/"], capture_output=True, timeout=20)
+    assert out.stdout.startswith(b"HTTP/1.1 200")
+
+
+def alpn_of(port: int, offered: list[str], certs, tls12: bool = False) -> tuple[str | None, str]:
+    ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    ctx.set_alpn_protocols(offered)
+    if tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.selected_alpn_protocol(), tls.version() or ""
+
+
+def test_http_modes_restrict_alpn_and_protocol_min(certs, server_factory):
+    with server_factory([*APP, *tls_args(certs), "--http", "1", "--ssl-protocol-min", "tls1.2"]) as srv:
+        assert alpn_of(srv.port, ["h2", "http/1.1"], certs) == ("http/1.1", "TLSv1.3")
+        assert alpn_of(srv.port, ["h2", "http/1.1"], certs, tls12=True) == ("http/1.1", "TLSv1.2")
+        with httpx.Client(http2=True, verify=trusted(certs), timeout=15) as client:
+            assert client.get(f"https://127.0.0.1:{srv.port}/").http_version == "HTTP/1.1"
+    with server_factory([*APP, *tls_args(certs), "--http", "2"]) as srv:
+        assert alpn_of(srv.port, ["h2", "http/1.1"], certs)[0] == "h2"
+        with pytest.raises(ssl.SSLError):  # TLS 1.2 refused with the default --ssl-protocol-min tls1.3
+            alpn_of(srv.port, ["h2"], certs, tls12=True)
+
+
+def test_client_verify_requires_a_certificate(certs, server_factory):
+    with server_factory([*APP, *tls_args(certs), "--ssl-ca", str(certs / "ca.pem"), "--ssl-client-verify"]) as srv:
+        with pytest.raises((ssl.SSLError, httpx.HTTPError, OSError)):
+            with httpx.Client(verify=trusted(certs), timeout=10) as client:
+                client.get(f"https://127.0.0.1:{srv.port}/")
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        ctx.load_cert_chain(str(certs / "client.pem"))
+        with httpx.Client(verify=ctx, timeout=15) as client:
+            name = json.loads(client.get(f"https://127.0.0.1:{srv.port}/scope").content)["tls"]["client_cert_name"]
+            assert name.startswith("CN=Test Client,")
+
+
+def test_rfc4514_name():
+    subject = ((("countryName", "US"),), (("organizationName", "Acme, Inc."),), (("commonName", "#me "),))
+    assert rfc4514_name(subject) == "CN=\\#me\\ ,O=Acme\\, Inc.,C=US"

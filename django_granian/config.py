@@ -67,7 +67,7 @@ class Config:
                             "or WSGI; `asginl` is ASGI without lifespan.", "choice",
                             choices=("auto", "asgi", "asginl", "rsgi", "wsgi"), group="app")
     factory: bool = option(False, "Treat APP as a factory: call it (no arguments) to get the application.", "bool",
-                           flag_only=True, group="app")
+                           group="app")
     working_dir: str | None = option(None, "Working directory: chdir there and put it first on sys.path.", "dir",
                                      group="app", nullable=True)
     env_files: list[str] = option([], "Environment files (dotenv syntax) to load before importing the app.", "list",
@@ -99,7 +99,7 @@ class Config:
     http1_keep_alive: bool = option(True, "Enable HTTP/1 keep-alive.", "bool", group="http")
     http1_pipeline_flush: bool = option(False, "Aggregate pipelined responses (accepted for Granian "
                                         "compatibility: pipelined responses are always coalesced).", "bool",
-                                        flag_only=True, group="http", compat_only=True)
+                                        group="http", compat_only=True)
     keep_alive_timeout: float = option(60.0, "Seconds an idle keep-alive connection is kept open.", "float",
                                        minimum=0.1, group="http", granian=False)
     limit_request_line: int = option(8190, "Maximum request line length (bytes); longer gets 414.", "int",
@@ -157,7 +157,7 @@ class Config:
                                 nullable=True)
     ssl_crl: list[str] = option([], "Certificate revocation list files (PEM).", "list", group="tls", metavar="FILE")
     ssl_client_verify: bool = option(False, "Require and verify client certificates (needs --ssl-ca).", "bool",
-                                     flag_only=True, group="tls")
+                                     group="tls")
     # --- workers -------------------------------------------------------------------------------
     workers: int = option(1, "Number of worker processes (`auto`: sized from CPUs and memory).", "workers",
                           minimum=1, group="workers")
@@ -180,7 +180,7 @@ class Config:
                             "tasks are always used).", "choice", choices=("asyncio", "rust"), group="workers",
                             compat_only=True)
     respawn_failed_workers: bool = option(False, "Respawn workers that exit unexpectedly.", "bool",
-                                          flag_only=True, group="workers")
+                                          group="workers")
     respawn_interval: float = option(3.5, "Seconds to wait before respawning a failed worker.", "float",
                                      minimum=0, group="workers")
     workers_lifetime: int | None = option(None, "Seconds after which a worker is gracefully replaced.", "int",
@@ -204,7 +204,7 @@ class Config:
                                   nullable=True)
     # --- reload --------------------------------------------------------------------------------
     reload: bool = option(False, "Restart workers when watched files change (needs watchfiles).", "bool",
-                          flag_only=True, group="reload")
+                          group="reload")
     reload_paths: list[str] = option([], "Paths to watch (default: working directory).", "list", group="reload",
                                      metavar="PATH")
     reload_ignore_dirs: list[str] = option([], "Directory names to ignore.", "list", group="reload")
@@ -215,7 +215,7 @@ class Config:
                                        nullable=True)
     reload_tick: int = option(50, "Milliseconds between file-change checks.", "int", minimum=10, group="reload")
     reload_ignore_worker_failure: bool = option(False, "Keep watching when a reloaded worker fails to start.",
-                                                "bool", flag_only=True, group="reload")
+                                                "bool", group="reload")
     # --- static files --------------------------------------------------------------------------
     static_path_route: list[str] = option([], "URL route(s) for static files (default `/static`; repeat, paired "
                                           "in order with --static-path-mount).", "list", group="static")

@@ -180,7 +180,9 @@ def test_version_and_help():
 def test_granian_boolean_pairs_exist():
     parser = build_parser()
     flags = {s for a in parser._actions for s in a.option_strings}
-    for pair in ("--log", "--no-log", "--access-log", "--no-access-log", "--http1-keep-alive",
+    for pair in ("--reload", "--no-reload", "--factory", "--no-factory", "--ssl-client-verify",
+                 "--no-ssl-client-verify", "--respawn-failed-workers", "--no-respawn-failed-workers",
+                 "--log", "--no-log", "--access-log", "--no-access-log", "--http1-keep-alive",
                  "--no-http1-keep-alive", "--ws", "--no-ws", "--metrics", "--no-metrics"):
         assert pair in flags
 
@@ -198,7 +200,7 @@ def test_banner_lists_version_interface_address_loop_and_changed_options(server_
         out = srv.output()
     assert f"django-granian {__version__}" in out
     assert "asyncio loop" in out
-    assert f"Serving ASGI app hello_apps:app (HTTP/1.1) on http://127.0.0.1:{srv.port}" in out
+    assert f"Serving ASGI app hello_apps:app (HTTP/1.1 + HTTP/2) on http://127.0.0.1:{srv.port}" in out
     assert "--keep-alive-timeout=7.0 (command line)" in out
     assert "--backlog=256 (env)" in out
 

@@ -34,7 +34,7 @@ class Lifespan:
             self._error = exc
             if not self._resolved("startup"):
                 if self.mode == "auto":
-                    logger.info("ASGI lifespan not supported by the app (%r); continuing without it", exc)
+                    logger.debug("ASGI lifespan not supported by the app (%r); continuing without it", exc)
                     self.supported = False
                     self._resolve("startup", None)
                 else:

@@ -249,7 +249,7 @@ class Server:
 
         config = self.config
         py = ".".join(map(str, sys.version_info[:3]))
-        http = {"auto": "HTTP/1.1", "1": "HTTP/1.1", "2": "HTTP/2"}[config.http]
+        http = {"auto": "HTTP/1.1 + HTTP/2", "1": "HTTP/1.1", "2": "HTTP/2"}[config.http]
         logger.info("django-granian %s (Python %s, %s loop, pid %d)", __version__, py, loop_name(loop),
                     os.getpid())
         logger.info("Serving %s app %s (%s) on %s", self.interface.describe(), config.app or repr(self.app),

@@ -51,6 +51,7 @@ def main() -> None:
         call()
     assert status[-1].startswith("200"), status[-1]
     count = 0
+    cpu0 = time.process_time()
     start = time.perf_counter()
     deadline = start + args.duration
     while True:
@@ -60,9 +61,10 @@ def main() -> None:
         now = time.perf_counter()
         if now >= deadline:
             break
+    cpu_us = (time.process_time() - cpu0) * 1e6 / count
     rps = count / (now - start)
-    print(f"{rps:.0f} requests/s ({count} calls of {args.path} in {now - start:.1f}s)")
-    print("BENCH_JSON " + json.dumps({"rps": rps, "requests": count, "errors": 0}))
+    print(f"{rps:.0f} requests/s ({count} calls of {args.path} in {now - start:.1f}s, {cpu_us:.1f} us CPU per call)")
+    print("BENCH_JSON " + json.dumps({"rps": rps, "requests": count, "errors": 0, "cpu_us_per_request": cpu_us}))
 
 
 if __name__ == "__main__":

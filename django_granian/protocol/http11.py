@@ -378,6 +378,8 @@ class ChunkedDecoder:
                 if b"\r" in line or b"\n" in line:
                     raise _fail(400, "bare CR or LF in chunked body")
                 if state == self._SIZE:
+                    if len(line) > 4096:
+                        raise _fail(400, "chunk line too long")
                     self._parse_size(line)
                 elif not line:
                     self.done = True

@@ -25,6 +25,7 @@ logger = logging.getLogger("django_granian.server")
 IDLE, HEAD, BUSY, CLOSED = 0, 1, 2, 3
 PIPELINE_LIMIT = 256 * 1024  # buffered pipelined bytes before reading is paused
 DISCARD_LIMIT = 1024 * 1024  # unread request body we are willing to drain to keep a connection alive
+LINGER_SECONDS = 2.0  # after an error response: read and drop what the client still sends, then close
 
 _TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _GOOD_NAMES: set[bytes] = set()
@@ -43,7 +44,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "keep_alive", "writing_paused", "drain_waiter", "reading_paused", "body_mode", "body_left", "decoder",
         "body_total", "discarding", "expect_100", "continue_sent", "head_only", "resp_chunked", "resp_left",
         "resp_status", "resp_bytes", "http10", "head", "t0", "in_loop", "pressure_paused", "peer_trusted",
-        "scan_from", "first",
+        "scan_from", "first", "lingering", "eof", "parked", "counted",
     )
 
     def __init__(self, server: ServerState) -> None:
@@ -51,7 +52,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.loop = server.loop
         self.transport: Any = None
         self.buf = b""
-        self.phase = IDLE
+        self.phase = HEAD  # the header read timeout runs from the moment the connection is accepted
         self.since = server.now
         self.cycle: Any = None
         self.client: tuple[str, int] | None = None
@@ -81,6 +82,10 @@ class HTTP1Protocol(asyncio.Protocol):
         self.peer_trusted = False
         self.first = True  # no request seen yet on this connection (HTTP/2 preface detection)
         self.scan_from = 0  # bytes of an incomplete head already checked
+        self.lingering = False  # closed for requests, draining input before the socket is closed
+        self.eof = False  # the client half-closed after a complete request: answer, then close
+        self.parked: RequestHead | None = None  # waiting for a --backpressure slot
+        self.counted = False  # the current exchange holds a --backpressure slot
 
     # -- asyncio.Protocol -------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -109,6 +114,10 @@ class HTTP1Protocol(asyncio.Protocol):
         server.connections.discard(self)
         if server.metrics is not None:
             server.metrics.connection_closed()
+        self.parked = None
+        if self.counted:
+            self.counted = False
+            server.release_slot()
         cycle = self.cycle
         if cycle is not None:
             self.cycle = None
@@ -150,11 +159,24 @@ class HTTP1Protocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
-        if self.cycle is not None and self.body_mode:
+        if self.phase == CLOSED:
+            return None
+        if self.body_mode:
             # the client half-closed in the middle of a request body: it can never complete
             self.body_mode = 0
-            self.cycle.disconnect()
-        return None  # close the transport once our writes are done
+            cycle = self.cycle
+            if cycle is not None:
+                self.cycle = None
+                self._end_exchange()
+                cycle.disconnect()
+            return None
+        if self.cycle is not None or self.parked is not None:
+            # a complete request is being served (``shutdown(SHUT_WR)`` after sending it, as some
+            # clients do): answer it, serve what is pipelined behind it, then close
+            self.eof = True
+            self.keep_alive = False
+            return True
+        return None  # idle or an incomplete head: close the transport once our writes are done
 
     # -- request processing -----------------------------------------------------------------------
     def _process(self) -> None:
@@ -162,7 +184,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.in_loop = True
         server = self.server
         try:
-            while self.cycle is None and self.buf and not self.body_mode and self.phase != CLOSED:
+            while (self.cycle is None and self.buf and not self.body_mode and self.phase != CLOSED
+                   and self.parked is None):
                 if self.first:
                     self.first = False
                     if self.buf[:4] == b"PRI " and server.h2_preface is not None:
@@ -186,13 +209,43 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._dispatch(head)
         finally:
             self.in_loop = False
-        if self.reading_paused and self.cycle is None and self.phase != CLOSED:
+        if self.eof and self.cycle is None and self.parked is None and self.phase != CLOSED:
+            self._close()  # the client half-closed: nothing more can arrive
+            return
+        if self.reading_paused and self.cycle is None and self.phase != CLOSED and self.parked is None:
             self.reading_paused = False
             self.transport.resume_reading()
 
     def _dispatch(self, head: RequestHead) -> None:
         server = self.server
         self.phase = BUSY
+        if server.slots_free <= 0 and head.upgrade is None:
+            # --backpressure: every slot of this worker is busy; wait (not fail) for one to free up
+            self.parked = head
+            self.since = server.now
+            if not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
+            server.waiting.append(self)
+            return
+        self._start(head)
+
+    def unpark(self) -> None:
+        """Called by ServerState when a --backpressure slot is free for this parked request."""
+        head = self.parked
+        if head is None or self.phase == CLOSED:
+            self.server.release_slot()  # give the reserved slot to the next one
+            return
+        self.parked = None
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        self._start(head, slot_taken=True)
+        if self.cycle is None and self.buf and not self.in_loop and self.phase != CLOSED:
+            self._process()
+
+    def _start(self, head: RequestHead, slot_taken: bool = False) -> None:
+        server = self.server
         self.head = head
         self.http10 = head.http_version == "1.0"
         self.keep_alive = head.keep_alive and server.keep_alive and not server.shutting_down
@@ -220,8 +273,13 @@ class HTTP1Protocol(asyncio.Protocol):
             if handler is not None and handler(self, head):
                 return
         server.count_request()
+        if not slot_taken:
+            server.slots_free -= 1
+        self.counted = True
         cycle = server.interface.http(self, head)
         if cycle is None:  # answered by the server itself (prefix 404, static file, ...)
+            if self.counted and self.cycle is None:
+                self._end_exchange()
             if self.body_mode and self.buf and self.phase != CLOSED:
                 data, self.buf = self.buf, b""
                 self.buf = self._body_data(data)
@@ -300,12 +358,30 @@ class HTTP1Protocol(asyncio.Protocol):
         self.resp_status = status
         if self.server.access_log and self.head is None:
             self.t0 = time.perf_counter()
-        self._close()
+        self._close(linger=True)
 
-    def _close(self) -> None:
+    def _close(self, linger: bool = False) -> None:
+        """Stop serving this connection. With ``linger``, the client may still be sending (a body we
+        refused): half-close, then read and drop its bytes for a moment, so that the kernel does not
+        answer them with a reset that would destroy our response before the client reads it."""
         if self.phase != CLOSED:
             self.phase = CLOSED
-            self.transport.close()
+            self.buf = b""
+            transport = self.transport
+            if linger and transport.can_write_eof():
+                self.lingering = True
+                self.since = self.server.now
+                if self.reading_paused or self.pressure_paused:
+                    self.reading_paused = self.pressure_paused = False
+                    transport.resume_reading()
+                transport.write_eof()  # data_received drops input while CLOSED; EOF closes
+            else:
+                transport.close()
+
+    def _end_exchange(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.server.release_slot()
 
     def _next(self) -> None:
         """The current exchange is over: go idle and serve any pipelined request."""
@@ -317,6 +393,9 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self.buf and not self.in_loop:
             self._process()
+        elif self.eof:
+            if not self.in_loop:
+                self._close()
         elif self.reading_paused and not self.in_loop:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -329,11 +408,26 @@ class HTTP1Protocol(asyncio.Protocol):
         elif phase == HEAD:
             if now - self.since > self.server.header_timeout:
                 self._reject(408, "request head not received in time")
+        elif phase == CLOSED:
+            if self.lingering and now - self.since > LINGER_SECONDS:
+                self.lingering = False
+                self.transport.close()
+        elif self.discarding and self.cycle is None:
+            # answered, but the rest of the request body never comes: do not wait for it forever
+            if now - self.since > self.server.header_timeout:
+                self.body_mode = 0
+                self._close()
 
     def shutdown(self) -> None:
         """Graceful shutdown: close idle connections now, busy ones after their response."""
         self.keep_alive = False
         if self.phase in (IDLE, HEAD):
+            self._close()
+        elif self.phase == CLOSED and self.lingering:
+            self.lingering = False
+            self.transport.close()
+        elif self.parked is not None:
+            self.parked = None
             self._close()
 
     # -- the channel, used by the request cycle ---------------------------------------------------
@@ -512,6 +606,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if cycle is not self.cycle:
             return
         self.cycle = None
+        if self.counted:
+            self._end_exchange()
         server = self.server
         if server.access_log:
             self._log_access()
@@ -522,12 +618,14 @@ class HTTP1Protocol(asyncio.Protocol):
             if self.phase != CLOSED:
                 self.transport.resume_reading()
         if not self.keep_alive or self.phase == CLOSED:
+            unread = self.body_mode
             self.body_mode = 0
-            self._close()
+            self._close(linger=bool(unread))
             cycle.disconnect()
             return
         if self.body_mode:
             self.discarding = True  # drained by _body_data, then _next()
+            self.since = server.now
             return
         self._next()
 
@@ -537,6 +635,7 @@ class HTTP1Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             self.cycle = None
+            self._end_exchange()
             if self.server.access_log:
                 self._log_access()
         self._close()

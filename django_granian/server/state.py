@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from email.utils import formatdate
 from typing import Any, Callable
 
@@ -45,6 +46,9 @@ class ServerState:
         self.connections: set[Any] = set()
         self.lifespan_state: dict | None = None
         self.requests = 0  # served by this worker (max-requests, metrics)
+        # --backpressure: requests dispatched at once; HTTP/1.1 connections over the cap wait in `waiting`
+        self.slots_free = config.backpressure or max(1, config.backlog // config.workers)
+        self.waiting: deque[Any] = deque()
         self.on_request: Callable[[], None] | None = None  # set by the worker when max-requests applies
         self.metrics: Any = None  # set by the worker when --metrics is on
         self.static: Any = None  # static file engine, when mounts are configured
@@ -80,6 +84,17 @@ class ServerState:
         for conn in list(self.connections):
             conn.check_timeout(now)
         self._ticker = self.loop.call_later(1.0, self.tick)
+
+    def release_slot(self) -> None:
+        """A request finished: hand its slot to the oldest waiting connection, if any."""
+        self.slots_free += 1
+        waiting = self.waiting
+        while waiting and self.slots_free > 0:
+            conn = waiting.popleft()
+            if conn.parked is not None:
+                self.slots_free -= 1
+                self.loop.call_soon(conn.unpark)
+                return
 
     def count_request(self) -> None:
         self.requests += 1

@@ -477,3 +477,22 @@ def test_wss(tmp_path):
 
         scope, echoed = run(main())
         assert scope["scheme"] == "wss" and echoed == "secure"
+
+
+def test_access_log_lines_for_handshakes(tmp_path):
+    with start_server(["--interface", "asgi", "--access-log", APP], tmp_path=tmp_path) as srv:
+        async def main():
+            async with connect(ws_url(srv, "/?q=1"), proxy=None) as ws:
+                await ws.send("x")
+                await ws.recv()
+            with pytest.raises(websockets.InvalidStatus):
+                async with connect(ws_url(srv, "/deny"), proxy=None):
+                    pass
+
+        run(main())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "/deny" not in srv.output():
+            time.sleep(0.05)
+        lines = [line for line in srv.output().splitlines() if "GET /" in line]
+        assert any('GET / HTTP/1.1" 101' in line for line in lines), lines
+        assert any('GET /deny HTTP/1.1" 401' in line for line in lines), lines

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from ..app.websocket import start_websocket, supports_websocket
+from ..logs import AccessRecord, log_access
 from ..protocol.http11 import RequestHead, status_line
 from ..protocol.websocket import HandshakeError, accept_token, check_h1_handshake
 from .state import ServerState
@@ -48,7 +49,7 @@ def handle_upgrade(conn: Any, head: RequestHead) -> bool:
         conn.respond(exc.status, [*exc.headers, (b"content-type", b"text/plain; charset=utf-8")], body)
         return True
     server = conn.server
-    ws = WSConnection(conn, key)
+    ws = WSConnection(conn, key, head)
     leftover, conn.buf = conn.buf, b""
     conn.phase = 3  # h1.CLOSED: the HTTP/1.1 protocol object is detached from the transport
     server.connections.discard(conn)
@@ -71,9 +72,9 @@ class WSConnection(asyncio.Protocol):
 
     __slots__ = ("server", "loop", "transport", "session", "key", "client", "server_addr", "scheme",
                  "peer_trusted", "extensions", "writing_paused", "drain_waiter", "closed", "deny_left",
-                 "deny_chunked")
+                 "deny_chunked", "head", "t0")
 
-    def __init__(self, h1: Any, key: bytes) -> None:
+    def __init__(self, h1: Any, key: bytes, head: RequestHead) -> None:
         self.server: ServerState = h1.server
         self.loop = h1.loop
         self.transport: Any = h1.transport
@@ -89,6 +90,8 @@ class WSConnection(asyncio.Protocol):
         self.closed = False
         self.deny_left = -1
         self.deny_chunked = False
+        self.head = head  # for the access log line of the handshake
+        self.t0 = h1.t0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -135,6 +138,18 @@ class WSConnection(asyncio.Protocol):
         elif not self.closed:
             self.close()
 
+    def _log(self, status: int) -> None:
+        server = self.server
+        if server.metrics is not None:
+            server.metrics.response(status)
+        if server.access_log:
+            head = self.head
+            client = self.client
+            log_access(server.access_fmt, AccessRecord(
+                client[0] if client else "-", head.method, head.raw_path.decode("latin-1"), head.query,
+                "HTTP/" + head.http_version, "wss" if self.scheme == "https" else "ws", status, 0, self.t0,
+                head.headers))
+
     # -- the ws channel -----------------------------------------------------------------------------
     def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.closed:
@@ -147,6 +162,7 @@ class WSConnection(asyncio.Protocol):
         parts.append(self.server.default_headers)
         parts.append(b"\r\n")
         self.transport.write(b"".join(parts))
+        self._log(101)
 
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
         """An HTTP response instead of the WebSocket; the connection closes after it."""
@@ -171,6 +187,7 @@ class WSConnection(asyncio.Protocol):
         self.deny_left = length
         parts += (self.server.default_headers, b"connection: close\r\n\r\n")
         self.transport.write(b"".join(parts))
+        self._log(status)
         if body or end:
             self.send_body(body, end)
 

@@ -44,7 +44,7 @@ class HTTP1Protocol(asyncio.Protocol):
         "keep_alive", "writing_paused", "drain_waiter", "reading_paused", "body_mode", "body_left", "decoder",
         "body_total", "discarding", "expect_100", "continue_sent", "head_only", "resp_chunked", "resp_left",
         "resp_status", "resp_bytes", "http10", "head", "t0", "in_loop", "pressure_paused", "peer_trusted",
-        "scan_from", "first", "lingering", "eof", "parked", "counted",
+        "scan_from", "first", "lingering", "parked", "counted",
     )
 
     def __init__(self, server: ServerState) -> None:
@@ -83,7 +83,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.first = True  # no request seen yet on this connection (HTTP/2 preface detection)
         self.scan_from = 0  # bytes of an incomplete head already checked
         self.lingering = False  # closed for requests, draining input before the socket is closed
-        self.eof = False  # the client half-closed after a complete request: answer, then close
         self.parked: RequestHead | None = None  # waiting for a --backpressure slot
         self.counted = False  # the current exchange holds a --backpressure slot
 
@@ -159,24 +158,11 @@ class HTTP1Protocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
-        if self.phase == CLOSED:
-            return None
-        if self.body_mode:
-            # the client half-closed in the middle of a request body: it can never complete
-            self.body_mode = 0
-            cycle = self.cycle
-            if cycle is not None:
-                self.cycle = None
-                self._end_exchange()
-                cycle.disconnect()
-            return None
-        if self.cycle is not None or self.parked is not None:
-            # a complete request is being served (``shutdown(SHUT_WR)`` after sending it, as some
-            # clients do): answer it, serve what is pipelined behind it, then close
-            self.eof = True
-            self.keep_alive = False
-            return True
-        return None  # idle or an incomplete head: close the transport once our writes are done
+        # Like nginx and uvicorn, a FIN from the client means it is gone (a half-close cannot be told
+        # apart from a close): the app of a request in progress gets http.disconnect, and the
+        # transport closes once what was already written is flushed.
+        self.body_mode = 0
+        return None
 
     # -- request processing -----------------------------------------------------------------------
     def _process(self) -> None:
@@ -209,9 +195,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._dispatch(head)
         finally:
             self.in_loop = False
-        if self.eof and self.cycle is None and self.parked is None and self.phase != CLOSED:
-            self._close()  # the client half-closed: nothing more can arrive
-            return
         if self.reading_paused and self.cycle is None and self.phase != CLOSED and self.parked is None:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -393,9 +376,6 @@ class HTTP1Protocol(asyncio.Protocol):
             return
         if self.buf and not self.in_loop:
             self._process()
-        elif self.eof:
-            if not self.in_loop:
-                self._close()
         elif self.reading_paused and not self.in_loop:
             self.reading_paused = False
             self.transport.resume_reading()

@@ -387,7 +387,10 @@ class HTTP1Protocol(asyncio.Protocol):
                 self._close()
         elif phase == HEAD:
             if now - self.since > self.server.header_timeout:
-                self._reject(408, "request head not received in time")
+                if self.buf:
+                    self._reject(408, "request head not received in time")
+                else:
+                    self._close()  # not a byte since it connected (e.g. a browser preconnect): no 408
         elif phase == CLOSED:
             if self.lingering and now - self.since > LINGER_SECONDS:
                 self.lingering = False

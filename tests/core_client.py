@@ -120,6 +120,20 @@ class Conn:
         except TimeoutError:
             return False
 
+    def read_to_close(self, timeout: float = 10.0) -> bool:
+        """Read into ``buf`` until the server closes (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                if not self._more():
+                    return True
+            except ConnectionResetError:
+                return True
+            except TimeoutError:
+                return False
+        return False
+
     def expect_nothing(self, wait: float = 0.3) -> bool:
         """True when nothing arrives within ``wait`` seconds (the connection stays open and silent)."""
         self.sock.settimeout(wait)

@@ -114,7 +114,7 @@ class ASGIHTTPCycle:
                 raise
         else:
             if self.state != _DONE and not self.disconnected:
-                if self.state == _START:
+                if self.state == _START or self.headers is not None:  # nothing written yet
                     logger.error("ASGI app returned without starting a response (%s %s)",
                                  self.scope["method"], self.scope["path"])
                     self._send_500()
@@ -130,7 +130,7 @@ class ASGIHTTPCycle:
                 self.state = _DONE
                 self.channel.abort("cancelled")
             return
-        if self.state == _START:
+        if self.state == _START or (self.state == _BODY and self.headers is not None):  # nothing written yet
             logger.error("Exception in ASGI application (%s %s)", self.scope["method"], self.scope["path"],
                          exc_info=exc)
             self._send_500()

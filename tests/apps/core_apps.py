@@ -62,7 +62,6 @@ async def lifespan(scope, receive, send, fail: str | None = None) -> None:  # ty
                 await send({"type": "lifespan.startup.failed", "message": fail})
                 return
             scope["state"]["token"] = "s3cret"
-            scope["state"]["items"] = []
             mark("startup")
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
@@ -94,10 +93,10 @@ async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
 
 async def _route(path: str, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     query = scope["query_string"].decode()
-    if path == "/scope":
+    if path.startswith("/scope"):
         info = {k: _jsonable(v) for k, v in scope.items() if k not in ("extensions", "state")}
-        info["state"] = dict(scope.get("state", {}))
-        scope.get("state", {}).setdefault("items", []).append(1)  # must not leak into the next request
+        info["state"] = _jsonable(dict(scope.get("state", {})))
+        scope.get("state", {})["leak"] = 1  # must not leak into the next request
         info["extensions"] = sorted(scope.get("extensions", {}))
         await _respond(send, body=json.dumps(info).encode(), headers=[(b"content-type", b"application/json")])
     elif path == "/echo":

@@ -584,8 +584,6 @@ def test_access_log(site: Any) -> None:
     assert '"GET /static/mid.bin HTTP/1.1" 200' in out  # a streamed (sendfile) response is logged too
 
 
-@pytest.mark.xfail(raises=httpx.RemoteProtocolError, strict=False,
-                   reason="the --metrics exporter answered nothing (workers/metrics.py WSGIServer lacks base_environ)")
 def test_metrics_count_static_hits(tmp_path: Path) -> None:
     static = build_tree(tmp_path)
     metrics_port = free_port()

@@ -216,7 +216,7 @@ def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
 
 def _wsgi_route(path, environ, start_response):  # type: ignore[no-untyped-def]
     inp = environ["wsgi.input"]
-    if path == "/environ":
+    if path.startswith("/environ"):
         info = {k: v for k, v in environ.items() if isinstance(v, (str, bool, int, tuple))}
         info["wsgi.input"] = type(inp).__name__
         info["has_file_wrapper"] = callable(environ.get("wsgi.file_wrapper"))

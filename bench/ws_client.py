@@ -19,6 +19,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,8 +81,9 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
 
 def one(name: str, cmd: list[str], port: int, args: argparse.Namespace) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "apps")]))
+    log = tempfile.TemporaryFile()
     server = subprocess.Popen(["taskset", "-c", args.server_cpu, *cmd], env=env, cwd=str(ROOT),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_port(port, server)
         client = subprocess.Popen(
@@ -90,6 +92,7 @@ def one(name: str, cmd: list[str], port: int, args: argparse.Namespace) -> dict:
              str(args.duration), f"ws://127.0.0.1:{port}/"], stdout=subprocess.PIPE, text=True)
         time.sleep(0.5 + 0.3 + min(0.5, args.duration / 10))  # connect + client warm-up
         cpu0 = cpu_seconds(server.pid)
+        threads = len(os.listdir(f"/proc/{server.pid}/task"))
         t0 = time.monotonic()
         out, _ = client.communicate(timeout=args.duration + 60)
         cpu1 = cpu_seconds(server.pid)
@@ -107,7 +110,12 @@ def one(name: str, cmd: list[str], port: int, args: argparse.Namespace) -> dict:
     # the CPU window is slightly longer than the measured window (close + teardown): scale to it
     per_cpu = rate * min(wall, args.duration) / cpu
     errors = sum(result["errors"].values())
-    print(f"  {name:15s} {rate:10.0f} msg/s   {per_cpu:10.0f} msg/CPU-s   errors={errors}", flush=True)
+    print(f"  {name:15s} {rate:10.0f} msg/s   {per_cpu:10.0f} msg/CPU-s   threads={threads}  errors={errors}",
+          flush=True)
+    if errors:
+        log.seek(0)
+        print("    server output:", log.read()[-2000:].decode(errors="replace"), flush=True)
+    log.close()
     return {"rate": rate, "per_cpu": per_cpu, "errors": errors}
 
 

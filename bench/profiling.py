@@ -23,39 +23,50 @@ from bench.runner import _fill, _server_env
 from bench.spec import HOST, ROOT, RunOptions, get
 
 
-def summarize(path: Path, top: int = 25, project_only: bool = False) -> str:
+def summarize(path: Path, top: int = 25) -> str:
+    """Top functions by self and total samples (lines folded into their function), and the hottest lines."""
     data = json.loads(Path(path).read_text())
     frames = data["shared"]["frames"]
-    self_w: Counter[int] = Counter()
-    total_w: Counter[int] = Counter()
-    all_w = 0.0
+
+    def short(file: str) -> str:
+        for marker in ("site-packages/", "/lib/python3.", str(ROOT) + "/"):
+            if marker in file:
+                return file.split(marker, 1)[1]
+        return file
+
+    def func(i: int) -> str:
+        f = frames[i]
+        return f"{f['name']} ({short(f['file'])})" if f.get("file") else f["name"]
+
+    def line(i: int) -> str:
+        f = frames[i]
+        return f"{f['name']} ({short(f['file'])}:{f.get('line', '?')})" if f.get("file") else f["name"]
+
+    self_fn: Counter[str] = Counter()
+    total_fn: Counter[str] = Counter()
+    self_line: Counter[str] = Counter()
+    count = 0
+    total = 0.0
     for prof in data["profiles"]:
         weights = prof.get("weights") or [1] * len(prof["samples"])
         for stack, w in zip(prof["samples"], weights, strict=True):
             if not stack:
                 continue
-            all_w += w
-            self_w[stack[-1]] += w
-            for idx in set(stack):
-                total_w[idx] += w
+            count += 1
+            total += w
+            self_fn[func(stack[-1])] += w
+            self_line[line(stack[-1])] += w
+            for name in {func(i) for i in stack}:
+                total_fn[name] += w
+    if not total:
+        return f"no samples in {path}"
 
-    def label(i: int) -> str:
-        f = frames[i]
-        file = f.get("file") or ""
-        for marker in ("site-packages/", "/lib/python3", str(ROOT) + "/"):
-            if marker in file:
-                file = file.split(marker, 1)[1]
-                break
-        return f"{f['name']} ({file}:{f.get('line', '?')})" if file else f["name"]
+    def table(counter: Counter[str]) -> list[str]:
+        return [f"{100 * w / total:6.1f}   {name}" for name, w in counter.most_common(top)]
 
-    def keep(i: int) -> bool:
-        return not project_only or "django_granian" in (frames[i].get("file") or "")
-
-    lines = [f"{int(all_w)} samples (non-idle) in {path}", "", "self %   function"]
-    lines += [f"{100 * w / all_w:6.1f}   {label(i)}" for i, w in self_w.most_common() if keep(i)][:top]
-    lines += ["", "total %  function"]
-    lines += [f"{100 * w / all_w:6.1f}   {label(i)}" for i, w in total_w.most_common() if keep(i)][:top]
-    return "\n".join(lines)
+    return "\n".join([f"{count} non-idle samples in {path}", "", "self %   function (lines folded)",
+                      *table(self_fn), "", "total %  function", *table(total_fn), "", "self %   line",
+                      *table(self_line)])
 
 
 def profile(scenario_name: str, server_name: str, workload: str | None, seconds: float, rate: int,

@@ -56,6 +56,7 @@ class Lifespan:
         fut = self._events.get(phase)
         if fut is None:
             fut = self._events[phase] = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(_retrieve)  # a phase nobody waits for must not log "never retrieved"
         return fut
 
     def _resolved(self, phase: str) -> bool:
@@ -106,3 +107,8 @@ class Lifespan:
                 await self._task
             except BaseException:  # noqa: BLE001
                 pass
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -44,7 +44,7 @@ def setup_logging(config: Config) -> None:
     access_logger.setLevel(logging.INFO)
 
 
-_ESCAPES = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}  # C0, DEL and C1 (NEL...)
 _ESCAPES[ord('"')] = '\\"'
 _ESCAPES[ord("\\")] = "\\\\"
 

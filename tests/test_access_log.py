@@ -1,0 +1,38 @@
+"""Access log: default format, every atom of --access-log-fmt, control characters escaped."""
+
+from __future__ import annotations
+
+import re
+
+from .core_client import Conn, get, poll
+
+APP = ["--interface", "asgi", "core_apps:app"]
+
+
+def test_default_format(server_factory) -> None:  # type: ignore[no-untyped-def]
+    with server_factory([*APP, "--access-log"]) as srv:
+        with Conn(srv.port) as c:
+            c.request(get("/hello?x=1"))
+        line = poll(lambda: [ln for ln in srv.output().splitlines() if "/hello" in ln])[0]
+        assert re.fullmatch(r'\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 - "GET /hello HTTP/1\.1" '
+                            r'200 \d+\.\d{3}', line), line
+
+
+def test_all_atoms_and_escaping(server_factory) -> None:  # type: ignore[no-untyped-def]
+    fmt = ("A|%(addr)s|%(method)s|%(scheme)s|%(protocol)s|%(path)s|%(query_string)s|%(status)d|%(size)d|"
+           "%(header{user-agent})s|%(header{x-missing})s|%(dt_ms).1f|%(time)s")
+    with server_factory([*APP, "--access-log", "--access-log-fmt", fmt]) as srv:
+        with Conn(srv.port) as c:
+            c.request(get("/hello?q=a%20b", "User-Agent: evil\x85\"agent\"\\ \xe9"))
+            c.request(get("/echo", method="POST", body=b"12345"))
+            c.request(get("/stream"))
+        lines = poll(lambda: [ln for ln in srv.output().splitlines() if ln.startswith("A|")]
+                     if srv.output().count("A|") >= 3 else None)
+        first = lines[0].split("|")
+        assert first[1:10] == ["127.0.0.1", "GET", "http", "HTTP/1.1", "/hello", "q=a%20b", "200", "5",
+                               'evil\\x85\\"agent\\"\\\\ \xe9']
+        assert first[10] == "-" and float(first[11]) >= 0
+        assert lines[1].split("|")[2] == "POST" and lines[1].split("|")[8] == "5"
+        assert lines[2].split("|")[8] == "13"  # streamed body: bytes actually sent
+        assert all("\x85" not in ln for ln in lines)
+        assert len(srv.output().splitlines()) == len(srv.output().split("\n")) - 1  # no injected line breaks

@@ -102,9 +102,10 @@ def profile(scenario_name: str, server_name: str, workload: str | None, seconds:
                 text=True)
             time.sleep(2)  # warm-up under load before sampling
             spy = ["py-spy", "record", "--pid", str(proc.pid), "--duration", str(int(seconds)), "--rate", str(rate),
-                   "--format", "speedscope", "--output", str(output), "--subprocesses", "--nonblocking"]
-            if native:
-                spy.append("--native")
+                   "--format", "speedscope", "--output", str(output), "--subprocesses"]
+            # --nonblocking (don't pause the process per sample) keeps the server fast, but py-spy cannot
+            # unwind native frames without pausing.
+            spy.append("--native" if native else "--nonblocking")
             spy_bin = Path(sys.executable).with_name("py-spy")
             if spy_bin.exists():
                 spy[0] = str(spy_bin)

@@ -1,0 +1,52 @@
+"""Graceful shutdown on SIGTERM/SIGINT: in-flight requests finish, idle keep-alive connections are
+closed, lifespan shutdown runs, exit code 0; a request that outlives --graceful-timeout is cut."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from .core_client import Conn, get, poll
+
+
+def fetch(port: int, path: str) -> bytes:
+    with Conn(port) as c:
+        return c.request(get(path)).body
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("interface,app", [("asgi", "core_apps:app"), ("wsgi", "core_apps:wsgi")])
+def test_graceful_shutdown(server_factory, tmp_path: Path, sig: int, interface: str,  # type: ignore[no-untyped-def]
+                           app: str) -> None:
+    with server_factory(["--interface", interface, app], env={"CORE_MARK_DIR": str(tmp_path)}) as srv:
+        idle = Conn(srv.port)
+        assert idle.request(get("/x")).status == 200
+        busy = Conn(srv.port, timeout=20)
+        busy.send(get("/sleep?1.5"))
+        poll(lambda: fetch(srv.port, "/__count") == b"2")  # /x and the sleeping request reached the app
+        result: dict = {}
+
+        def stop() -> None:
+            result["code"] = srv.stop(sig)
+
+        stopper = threading.Thread(target=stop)
+        stopper.start()
+        assert idle.is_closed(timeout=5) and idle.buf == b""  # idle keep-alive closed at once
+        r = busy.read_response()  # the in-flight request completes
+        assert r.status == 200 and r.header("connection") == b"close"
+        stopper.join(30)
+        assert result["code"] == 0
+    if interface == "asgi":
+        assert (tmp_path / "shutdown").exists()
+
+
+def test_graceful_timeout_cuts_long_requests(server_factory) -> None:  # type: ignore[no-untyped-def]
+    with server_factory(["--interface", "asgi", "core_apps:app", "--graceful-timeout", "0.5"]) as srv:
+        busy = Conn(srv.port, timeout=20)
+        busy.send(get("/sleep?30"))
+        poll(lambda: fetch(srv.port, "/__count") == b"1")
+        assert srv.stop(signal.SIGTERM) == 0
+        assert busy.read_to_close(timeout=5)

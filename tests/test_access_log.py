@@ -26,8 +26,11 @@ def test_all_atoms_and_escaping(server_factory) -> None:  # type: ignore[no-unty
             c.request(get("/hello?q=a%20b", "User-Agent: evil\x85\"agent\"\\ \xe9"))
             c.request(get("/echo", method="POST", body=b"12345"))
             c.request(get("/stream"))
-        lines = poll(lambda: [ln for ln in srv.output().splitlines() if ln.startswith("A|")]
-                     if srv.output().count("A|") >= 3 else None)
+        def complete_lines() -> list[str] | None:
+            found = [ln for ln in srv.output().split("\n")[:-1] if ln.startswith("A|")]  # whole lines only
+            return found if len(found) >= 3 else None
+
+        lines = poll(complete_lines)
         first = lines[0].split("|")
         assert first[1:10] == ["127.0.0.1", "GET", "http", "HTTP/1.1", "/hello", "q=a%20b", "200", "5",
                                'evil\\x85\\"agent\\"\\\\ \xe9']

@@ -426,7 +426,8 @@ STRICTER_REASONS = {
     "CONNECT is not supported": "connect",
     "invalid Host header value": "host-value",
     "HTTP version not supported": "http-version",
-    "invalid chunk extension": "chunk-ext", "invalid chunk size": "chunk-size-digits",
+    "invalid chunk extension": "chunk-ext", "chunk line too long": "chunk-ext",
+    "invalid chunk size": "chunk-size-digits",
 }
 
 SEEDS = [GET, POST5, CHUNKED + b"5;x=y\r\nhello\r\n0\r\nX-T: v\r\n\r\n" + GET,

@@ -213,6 +213,9 @@ def worker_main(config: Config, slot: int, sockets: list[socket.socket], chan: s
                 pass
         if config.process_name:
             set_process_title(f"{config.process_name} worker-{slot}")
+        # uvloop (libuv): accept one connection per wake-up and yield, so that one worker does not
+        # grab a whole burst of connections from the shared socket (see docs/workers.md).
+        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
         code = Worker(config, slot, chan, banner).run(sockets)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1

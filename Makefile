@@ -10,7 +10,7 @@ PORT ?= 8000
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all,test]'
+	$(BIN)/python -m pip install -q -e '.[all,test,bench]'
 	touch $@
 
 venv: $(BIN)/.installed

@@ -392,6 +392,14 @@ def test_corpus_is_large_and_named_uniquely() -> None:
     assert set(STRICTER_THAN_H11) - used == {"limits"}
 
 
+def test_deviations_are_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "http1.md").read_text()
+    for key in STRICTER_THAN_H11:
+        assert f"| `{key}` |" in doc, f"docs/http1.md does not list the deviation {key!r}"
+
+
 @pytest.mark.parametrize("name,data,expect", CORPUS, ids=[c[0] for c in CORPUS])
 def test_differential(name: str, data: bytes, expect: str) -> None:
     ref = reference([data])

@@ -48,7 +48,7 @@ _HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[-A-Za-z0-9._~!$&'()*+,;=%]*)(?
 
 
 def _bytes_except(*ranges: tuple[int, int]) -> bytes:
-    allowed = set()
+    allowed: set[int] = set()
     for lo, hi in ranges:
         allowed.update(range(lo, hi + 1))
     return bytes(b for b in range(256) if b in allowed)

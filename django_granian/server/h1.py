@@ -211,24 +211,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 self.transport.pause_reading()
             server.waiting.append(self)
             return
-        self._start(head)
-
-    def unpark(self) -> None:
-        """Called by ServerState when a --backpressure slot is free for this parked request."""
-        head = self.parked
-        if head is None or self.phase == CLOSED:
-            self.server.release_slot()  # give the reserved slot to the next one
-            return
-        self.parked = None
-        if self.reading_paused:
-            self.reading_paused = False
-            self.transport.resume_reading()
-        self._start(head, slot_taken=True)
-        if self.cycle is None and self.buf and not self.in_loop and self.phase != CLOSED:
-            self._process()
-
-    def _start(self, head: RequestHead, slot_taken: bool = False) -> None:
-        server = self.server
         self.head = head
         self.http10 = head.http_version == "1.0"
         self.keep_alive = head.keep_alive and server.keep_alive and not server.shutting_down
@@ -256,8 +238,7 @@ class HTTP1Protocol(asyncio.Protocol):
             if handler is not None and handler(self, head):
                 return
         server.count_request()
-        if not slot_taken:
-            server.slots_free -= 1
+        server.slots_free -= 1
         self.counted = True
         cycle = server.interface.http(self, head)
         if cycle is None:  # answered by the server itself (prefix 404, static file, ...)
@@ -272,6 +253,21 @@ class HTTP1Protocol(asyncio.Protocol):
             data, self.buf = self.buf, b""
             self.buf = self._body_data(data)
         cycle.run()
+
+    def unpark(self) -> None:
+        """Called by ServerState when a --backpressure slot is free for this parked request."""
+        head = self.parked
+        self.server.slots_free += 1  # the slot reserved for us: _dispatch takes it again
+        if head is None or self.phase == CLOSED:
+            self.server.wake_waiting()  # give it to the next one
+            return
+        self.parked = None
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        self._dispatch(head)
+        if self.cycle is None and self.buf and not self.in_loop and self.phase != CLOSED:
+            self._process()
 
     def _body_data(self, data: bytes) -> bytes:
         """Consume request body bytes; returns what follows the body (a pipelined request)."""
@@ -589,9 +585,12 @@ class HTTP1Protocol(asyncio.Protocol):
         if cycle is not self.cycle:
             return
         self.cycle = None
-        if self.counted:
-            self._end_exchange()
         server = self.server
+        if self.counted:
+            self.counted = False
+            server.slots_free += 1
+            if server.waiting:
+                server.wake_waiting()
         if server.access_log:
             self._log_access()
         if server.metrics is not None:

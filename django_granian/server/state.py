@@ -88,6 +88,10 @@ class ServerState:
     def release_slot(self) -> None:
         """A request finished: hand its slot to the oldest waiting connection, if any."""
         self.slots_free += 1
+        if self.waiting:
+            self.wake_waiting()
+
+    def wake_waiting(self) -> None:
         waiting = self.waiting
         while waiting and self.slots_free > 0:
             conn = waiting.popleft()

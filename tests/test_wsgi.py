@@ -48,6 +48,7 @@ def test_environ(server: ServerProcess) -> None:
     assert env["wsgi.multithread"] is True and env["wsgi.multiprocess"] is False
     assert env["wsgi.run_once"] is False and env["has_file_wrapper"] is True
     assert env["wsgi.input"] == "WSGIInput"
+    assert env["wsgi.input_terminated"] is True
 
 
 def test_outside_prefix_is_404(server: ServerProcess) -> None:

@@ -356,6 +356,9 @@ class WSGIInterface(HTTPInterface):
             "wsgi.multiprocess": multiprocess,
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
+            # wsgi.input returns b"" at the end of the body, also for chunked requests without a
+            # CONTENT_LENGTH (the gunicorn/mod_wsgi convention werkzeug relies on)
+            "wsgi.input_terminated": True,
         }
 
     def cycle(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> WSGICycle:

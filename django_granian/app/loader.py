@@ -68,7 +68,7 @@ def detect_interface(app: Any) -> str:
     """Guess the interface of an app: ``rsgi``, ``asgi`` or ``wsgi``."""
     if hasattr(app, "__rsgi__"):
         return "rsgi"
-    call = app if inspect.isfunction(app) or inspect.ismethod(app) else getattr(app, "__call__", app)
+    call = app if inspect.isfunction(app) or inspect.ismethod(app) or not callable(app) else app.__call__
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
         return "asgi"
     try:

@@ -34,7 +34,7 @@ class FileWrapper:
         if hasattr(filelike, "close"):
             self.close = filelike.close
 
-    def __iter__(self) -> "FileWrapper":
+    def __iter__(self) -> FileWrapper:
         return self
 
     def __next__(self) -> bytes:
@@ -47,7 +47,7 @@ class FileWrapper:
 class WSGIInput:
     """``wsgi.input``: a blocking, streaming reader fed by the event loop."""
 
-    def __init__(self, cycle: "WSGICycle", timeout: float) -> None:
+    def __init__(self, cycle: WSGICycle, timeout: float) -> None:
         self._cycle = cycle
         self._chunks: deque[bytes] = deque()
         self._buf = b""
@@ -140,7 +140,7 @@ class WSGIInput:
                 break
         return lines
 
-    def __iter__(self) -> "WSGIInput":
+    def __iter__(self) -> WSGIInput:
         return self
 
     def __next__(self) -> bytes:

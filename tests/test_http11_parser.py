@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from django_granian.protocol.errors import ProtocolError
-from django_granian.protocol.http11 import (
-    ChunkedDecoder, Limits, error_response, parse_head, status_line,
-)
+from django_granian.protocol.http11 import ChunkedDecoder, Limits, error_response, parse_head, status_line
 
 H = b"Host: x\r\n"
 

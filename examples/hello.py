@@ -1,4 +1,8 @@
-"""Hello-world apps used by the README, tests and benchmarks."""
+"""Hello-world apps used by the README, tests and benchmarks: the same 13-byte text/plain response
+under ASGI, WSGI and RSGI."""
+
+BODY = b"Hello, world!"
+_ASGI_HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
 
 
 async def app(scope, receive, send):
@@ -10,11 +14,24 @@ async def app(scope, receive, send):
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")]})
-    await send({"type": "http.response.body", "body": b"Hello, world!"})
+    await send({"type": "http.response.start", "status": 200, "headers": _ASGI_HEADERS})
+    await send({"type": "http.response.body", "body": BODY})
+
+
+_WSGI_HEADERS = [("Content-Type", "text/plain"), ("Content-Length", "13")]
 
 
 def wsgi(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
-    return [b"Hello, world!"]
+    start_response("200 OK", _WSGI_HEADERS)
+    return [BODY]
+
+
+_RSGI_HEADERS = [("content-type", "text/plain")]
+
+
+class RSGIApp:
+    async def __rsgi__(self, scope, protocol):
+        protocol.response_bytes(200, _RSGI_HEADERS, BODY)
+
+
+rsgi = RSGIApp()

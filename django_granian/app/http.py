@@ -54,9 +54,34 @@ _START, _BODY, _DONE = 0, 1, 2
 _EMPTY_REQUEST = {"type": "http.request", "body": b"", "more_body": False}
 
 
-class ASGIHTTPCycle:
-    __slots__ = ("app", "scope", "channel", "state", "status", "headers", "body", "body_done", "body_sent",
-                 "waiter", "disconnected", "loop", "trailers_expected", "buffered", "task")
+class BodyWaiter:
+    """The transport-side events every request cycle shares (ASGI here, RSGI in rsgi.py): the end of the
+    request body and the client's disconnect both wake the app if it is waiting in ``waiter``."""
+
+    __slots__ = ("waiter", "disconnected", "body_done")
+    waiter: asyncio.Future | None
+    disconnected: bool
+    body_done: bool
+
+    def end_body(self) -> None:
+        self.body_done = True
+        self._wake()
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+class ASGIHTTPCycle(BodyWaiter):
+    __slots__ = ("app", "scope", "channel", "state", "status", "headers", "body", "body_sent",
+                 "loop", "trailers_expected", "buffered", "task")
 
     def __init__(self, app: ASGIApp, scope: dict, channel: Channel, loop: asyncio.AbstractEventLoop,
                  has_body: bool) -> None:
@@ -88,21 +113,6 @@ class ASGIHTTPCycle:
         if self.buffered > HIGH_WATER:
             self.channel.body_pressure(True)
         self._wake()
-
-    def end_body(self) -> None:
-        self.body_done = True
-        self._wake()
-
-    def disconnect(self) -> None:
-        self.disconnected = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     # -- the app side ------------------------------------------------------------------------
     async def _run(self) -> None:

@@ -14,7 +14,7 @@ from collections import deque
 from typing import Any, AsyncIterator, Iterator
 
 from ..protocol.http11 import RequestHead
-from .http import start_task
+from .http import BodyWaiter, start_task
 from .interface import HTTPInterface
 from .scope import decode_path
 
@@ -123,11 +123,10 @@ def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
 _PENDING, _STREAMING, _DONE = 0, 1, 2
 
 
-class RSGIHTTPCycle:
+class RSGIHTTPCycle(BodyWaiter):
     """One HTTP request: the RSGI ``protocol`` object handed to the app."""
 
-    __slots__ = ("app", "scope", "channel", "loop", "state", "body", "body_done", "waiter", "disconnected",
-                 "stream_head", "task", "consumed")
+    __slots__ = ("app", "scope", "channel", "loop", "state", "body", "stream_head", "task", "consumed")
 
     def __init__(self, app: Any, scope: Scope, channel: Any, loop: asyncio.AbstractEventLoop,
                  has_body: bool) -> None:
@@ -151,21 +150,6 @@ class RSGIHTTPCycle:
     def feed_body(self, data: bytes) -> None:
         self.body.append(data)
         self._wake()
-
-    def end_body(self) -> None:
-        self.body_done = True
-        self._wake()
-
-    def disconnect(self) -> None:
-        self.disconnected = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     async def _wait(self) -> None:
         self.waiter = self.loop.create_future()

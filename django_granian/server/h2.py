@@ -60,6 +60,7 @@ from ..protocol.http2 import (
     trailer_headers,
 )
 from ..protocol.http11 import RequestHead
+from .h1 import _ServerResponse
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
@@ -90,21 +91,6 @@ class _Defaults:
                 pairs.append(_SERVER_PAIR)
             cls.pairs = pairs
         return cls.pairs
-
-
-class _ServerResponse:
-    """Stands in for a request cycle when the server answers by itself."""
-
-    __slots__ = ()
-
-    def disconnect(self) -> None:
-        pass
-
-    def feed_body(self, data: bytes) -> None:
-        pass
-
-    def end_body(self) -> None:
-        pass
 
 
 _SERVER_RESPONSE = _ServerResponse()

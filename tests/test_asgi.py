@@ -54,6 +54,14 @@ def test_lifespan_state_is_copied_per_request(server: ServerProcess) -> None:
     assert "leak" not in second["state"]  # a (shallow) copy per request: keys set by one do not leak
 
 
+def test_scope_headers_are_the_apps_own(server: ServerProcess) -> None:
+    """Identical request heads are parsed once and shared (protocol/http11.py memo); an app that
+    mutates scope["headers"] in place must change only its own request's copy."""
+    request = b"GET /scope HTTP/1.1\r\nHost: memo.test\r\nX-Same: 1\r\n\r\n"
+    for _ in range(3):
+        assert scope_of(server.port, request)["headers"] == [["host", "memo.test"], ["x-same", "1"]]
+
+
 def test_receive_streams_with_more_body(server: ServerProcess) -> None:
     with Conn(server.port) as c:
         c.send(get("/echo", "Content-Length: 600000", method="POST"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from django_granian.protocol import http11
 from django_granian.protocol.errors import ProtocolError
 from django_granian.protocol.http11 import ChunkedDecoder, Limits, error_response, parse_head, status_line
 
@@ -73,6 +74,26 @@ def test_consumed_bytes_stop_at_the_head() -> None:
     data = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\n"
     head, used = parse_head(data)  # type: ignore[misc]
     assert data[used:] == b"GET /2 HTTP/1.1\r\n"
+
+
+def test_identical_heads_are_parsed_once_and_shared() -> None:
+    limits = Limits()
+    first, used1 = parse_head(b"GET /m?x=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", limits)  # type: ignore[misc]
+    again, used2 = parse_head(b"GET /m?x=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\nGET /next", limits)  # type: ignore[misc]
+    assert again is first and first.shared and used1 == used2 == 45
+    other = parse(b"GET /m?x=2 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", limits)
+    assert other is not first and other.query == b"x=2"
+    # the memo belongs to one set of limits: a parse under other limits is its own
+    assert parse(b"GET /m?x=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", Limits()) is not first
+    # a long head (big cookie) is not remembered, and the memo never outgrows its bound
+    long_head = b"GET / HTTP/1.1\r\nHost: x\r\nCookie: " + b"c" * (http11.MEMO_MAX_HEAD + 1) + b"\r\n\r\n"
+    assert not parse(long_head, limits).shared
+    for i in range(http11.MEMO_ENTRIES + 10):
+        parse(b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n" % i, limits)
+        assert len(limits.memo) <= http11.MEMO_ENTRIES
+    # rejected heads are never remembered: the same bytes fail every time
+    for _ in range(2):
+        assert status_of(b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", limits) == 400
 
 
 @pytest.mark.parametrize("data,limits,status", [

@@ -21,7 +21,9 @@ class ASGIInterface(HTTPInterface):
 
     def cycle(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> ASGIHTTPCycle:
         server = self.server
-        scope = asgi_http_scope(head.method, head.http_version, scheme, head.raw_path, head.query, head.headers,
+        # a memoised head is shared by other requests: the app gets its own headers list to mutate
+        headers = head.headers.copy() if head.shared else head.headers
+        scope = asgi_http_scope(head.method, head.http_version, scheme, head.raw_path, head.query, headers,
                                 client, channel.server_addr, server.root_path, server.lifespan_state,
                                 getattr(channel, "extensions", None))
         return ASGIHTTPCycle(self.app, scope, channel, self.loop, head.chunked or head.content_length > 0)

@@ -472,7 +472,7 @@ def asgi_websocket_scope(head: RequestHead, client: Any, server_addr: Any, schem
         "raw_path": head.raw_path,
         "query_string": head.query,
         "root_path": root_path,
-        "headers": head.headers,
+        "headers": list(head.headers),  # the head may be memoised and shared: the app gets a copy
         "client": client,
         "server": server_addr,
         "subprotocols": [],

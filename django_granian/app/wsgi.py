@@ -22,6 +22,10 @@ from .scope import strip_prefix, wsgi_path
 logger = logging.getLogger("django_granian.app")
 
 STREAM_HIGH_WATER = 256 * 1024
+# start_response header lists by value -> their latin-1 encoded tuple. Apps send the same few header
+# sets again and again; the same encoded tuple object also lets the channel find its serialised
+# header block by identity.
+_ENCODED: dict[tuple, tuple[tuple[bytes, bytes], ...]] = {}
 INPUT_HIGH_WATER = 256 * 1024
 
 
@@ -183,7 +187,7 @@ class WSGICycle:
         self.input = body_input
         self.disconnected = False
         self.status: int | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: Any = ()
         self.head_sent = False
         self.sent = 0  # bytes handed to the loop (app thread)
         self.written = 0  # bytes written by the loop
@@ -255,10 +259,22 @@ class WSGICycle:
             raise AssertionError("start_response called a second time without exc_info")
         if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit() or status[3:4] not in ("", " "):
             raise ValueError(f"invalid WSGI status {status!r}")
+        key: tuple | None
         try:
-            self.headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
-            raise TypeError(f"WSGI headers must be a list of (str, str) latin-1 pairs: {exc}") from None
+            key = tuple(headers)
+            encoded = _ENCODED.get(key)
+        except TypeError:  # unhashable pairs: encode every time
+            key = encoded = None
+        if encoded is None:
+            try:
+                encoded = tuple([(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
+            except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
+                raise TypeError(f"WSGI headers must be a list of (str, str) latin-1 pairs: {exc}") from None
+            if key is not None:
+                if len(_ENCODED) >= 1024:
+                    _ENCODED.clear()
+                _ENCODED[key] = encoded
+        self.headers = encoded
         self.status = int(status[:3])
         return self._write
 
@@ -382,6 +398,26 @@ class WSGIInterface(HTTPInterface):
 
 def build_environ(base: dict, head: RequestHead, client: Any, server_addr: Any, scheme: str,
                   prefix: bytes) -> dict:
+    """The WSGI environ of one request. Everything but the client address follows from the head,
+    so a memoised (shared) head keeps its environ as a template and each request copies it."""
+    if head.shared:
+        derived = head.derived
+        key = (base, server_addr, scheme, prefix)
+        if derived is not None and derived[0] == key:
+            environ = derived[1].copy()
+        else:
+            template = _head_environ(base, head, server_addr, scheme, prefix)
+            head.derived = (key, template)
+            environ = template.copy()
+    else:
+        environ = _head_environ(base, head, server_addr, scheme, prefix)
+    if client:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    return environ
+
+
+def _head_environ(base: dict, head: RequestHead, server_addr: Any, scheme: str, prefix: bytes) -> dict:
     raw_path = head.raw_path
     if prefix:
         raw_path = strip_prefix(raw_path, prefix) or b""
@@ -398,9 +434,6 @@ def build_environ(base: dict, head: RequestHead, client: Any, server_addr: Any, 
     else:
         environ["SERVER_NAME"] = "localhost"
         environ["SERVER_PORT"] = ""
-    if client:
-        environ["REMOTE_ADDR"] = client[0]
-        environ["REMOTE_PORT"] = str(client[1])
     if head.content_length:
         environ["CONTENT_LENGTH"] = str(head.content_length)
     for name, value in head.headers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
+from typing import Any
 
 from .errors import ProtocolError
 
@@ -78,7 +79,7 @@ _SPECIAL = frozenset({b"host", b"content-length", b"transfer-encoding", b"connec
 class Limits:
     """Size limits applied while parsing (all in bytes except ``max_fields``)."""
 
-    __slots__ = ("max_head", "max_line", "max_fields", "max_field_size", "max_body")
+    __slots__ = ("max_head", "max_line", "max_fields", "max_field_size", "max_body", "memo")
 
     def __init__(self, max_head: int = 65536, max_line: int = 8190, max_fields: int = 100,
                  max_field_size: int = 8190, max_body: int = 0) -> None:
@@ -87,6 +88,13 @@ class Limits:
         self.max_fields = max_fields
         self.max_field_size = max_field_size
         self.max_body = max_body  # 0: unlimited
+        # Parsed heads by their exact bytes (see parse_head). A parse depends only on the bytes and
+        # these limits, so the memo lives here; the limits are not changed after construction.
+        self.memo: dict[bytes, RequestHead] = {}
+
+
+MEMO_ENTRIES = 512  # distinct heads remembered per Limits; the memo is emptied when it is full
+MEMO_MAX_HEAD = 2048  # longer heads (big cookies, tokens) are rarely repeated byte for byte
 
 
 DEFAULT_LIMITS = Limits()
@@ -96,7 +104,7 @@ class RequestHead:
     """A parsed request head. ``headers`` are ``(lower-cased name, value)`` byte pairs in order."""
 
     __slots__ = ("method", "target", "raw_path", "query", "http_version", "headers", "content_length",
-                 "chunked", "keep_alive", "expect_continue", "upgrade", "host")
+                 "chunked", "keep_alive", "expect_continue", "upgrade", "host", "shared", "derived")
 
     def __init__(self, method: str, target: bytes, raw_path: bytes, query: bytes, http_version: str,
                  headers: list[tuple[bytes, bytes]], content_length: int, chunked: bool, keep_alive: bool,
@@ -113,6 +121,11 @@ class RequestHead:
         self.expect_continue = expect_continue
         self.upgrade = upgrade  # lower-cased Upgrade value when Connection: upgrade was sent
         self.host = host
+        # A memoised head is shared by every request that sent the same bytes: it is read-only,
+        # and ``headers`` must be copied before it is handed to application code.
+        self.shared = False
+        # Per-interface data computed once per shared head (e.g. the WSGI environ template).
+        self.derived: Any = None
 
     @property
     def has_body(self) -> bool:
@@ -168,6 +181,20 @@ def parse_head(buf: bytes, limits: Limits = DEFAULT_LIMITS, scan_from: int = 0) 
     if end + 4 > limits.max_head:
         raise _fail(431, "request head too large")
     head = buf[:end]
+    memo = limits.memo
+    parsed = memo.get(head)
+    if parsed is not None:
+        return parsed, end + 4
+    result = _parse(head, end, limits)
+    if end <= MEMO_MAX_HEAD:
+        if len(memo) >= MEMO_ENTRIES:
+            memo.clear()
+        result.shared = True
+        memo[head] = result
+    return result, end + 4
+
+
+def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
     crlf = head.count(b"\r\n")
     if head.count(b"\r") != crlf or head.count(b"\n") != crlf:
         raise _fail(400, "bare CR or LF in request head")
@@ -314,7 +341,7 @@ def parse_head(buf: bytes, limits: Limits = DEFAULT_LIMITS, scan_from: int = 0) 
     if not connection_upgrade:
         upgrade_value = None
     return RequestHead(method, target, raw_path, query, http_version, headers, content_length, chunked,
-                       keep_alive, expect_continue, upgrade_value, host), end + 4
+                       keep_alive, expect_continue, upgrade_value, host)
 
 
 class ChunkedDecoder:

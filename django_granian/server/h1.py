@@ -411,39 +411,22 @@ class HTTP1Protocol(asyncio.Protocol):
 
     # -- the channel, used by the request cycle ---------------------------------------------------
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
-        parts = [status_line(status)]
-        append = parts.append
-        content_length = -1
-        has_server = has_date = False
-        good = _GOOD_NAMES
-        n = 0
-        for name, value in headers:
-            if name not in good:
-                _check_name(name)
-            lname = name.lower()
-            if lname in _RESP_SPECIAL:
-                if lname == b"content-length":
-                    if not value.isdigit():
-                        raise ResponseHeaderError(f"invalid content-length {value!r}")
-                    content_length = int(value)
-                elif lname == b"transfer-encoding":
-                    continue  # framing is ours
-                elif lname == b"connection":
-                    if b"close" in value.lower():
-                        self.keep_alive = False
-                    continue
-                elif lname == b"server":
-                    has_server = True
-                else:
-                    has_date = True
-            append(name)
-            append(b": ")
-            append(value)
-            append(b"\r\n")
-            n += 1
-        block = b"".join(parts)
-        if block.count(b"\n") != n + 1 or block.count(b"\r") != n + 1 or b"\x00" in block:
-            raise ResponseHeaderError("response header names and values must not contain CR, LF or NUL")
+        key: tuple | None
+        try:
+            key = headers if type(headers) is tuple else tuple(headers)
+            info = _BLOCKS.get(key)
+        except TypeError:  # unhashable pairs (lists): validate every time
+            key = info = None
+        if info is None:
+            info = header_block(headers)
+            if key is not None:
+                if len(_BLOCKS) >= _BLOCKS_MAX:
+                    _BLOCKS.clear()
+                _BLOCKS[key] = info
+        block, content_length, has_server, has_date, close = info
+        if close:
+            self.keep_alive = False
+        block = status_line(status) + block
         server = self.server
         if has_date or has_server:
             extra = (b"" if has_date else server.date) + (b"" if has_server or not server.server_header
@@ -658,6 +641,50 @@ class _ServerResponse:
 
     def end_body(self) -> None:
         pass
+
+
+_BLOCKS: dict[tuple, tuple[bytes, int, bool, bool, bool]] = {}
+_BLOCKS_MAX = 1024
+
+
+def header_block(headers: Any) -> tuple[bytes, int, bool, bool, bool]:
+    """Validate response headers and serialise them once: ``(block, content_length or -1,
+    has_server, has_date, connection_close)``. ``send_head`` remembers the result per header set
+    (apps usually send the same few sets), so a repeated set costs one dict lookup."""
+    parts: list[bytes] = []
+    append = parts.append
+    content_length = -1
+    has_server = has_date = close = False
+    good = _GOOD_NAMES
+    n = 0
+    for name, value in headers:
+        if name not in good:
+            _check_name(name)
+        lname = name.lower()
+        if lname in _RESP_SPECIAL:
+            if lname == b"content-length":
+                if not value.isdigit():
+                    raise ResponseHeaderError(f"invalid content-length {value!r}")
+                content_length = int(value)
+            elif lname == b"transfer-encoding":
+                continue  # framing is ours
+            elif lname == b"connection":
+                if b"close" in value.lower():
+                    close = True
+                continue
+            elif lname == b"server":
+                has_server = True
+            else:
+                has_date = True
+        append(name)
+        append(b": ")
+        append(value)
+        append(b"\r\n")
+        n += 1
+    block = b"".join(parts)
+    if block.count(b"\n") != n or block.count(b"\r") != n or b"\x00" in block:
+        raise ResponseHeaderError("response header names and values must not contain CR, LF or NUL")
+    return block, content_length, has_server, has_date, close
 
 
 def _check_name(name: bytes) -> None:

@@ -97,6 +97,7 @@ async def _route(path: str, scope, receive, send) -> None:  # type: ignore[no-un
         info = {k: _jsonable(v) for k, v in scope.items() if k not in ("extensions", "state")}
         info["state"] = _jsonable(dict(scope.get("state", {})))
         scope.get("state", {})["leak"] = 1  # must not leak into the next request
+        scope["headers"].append((b"x-leak", b"1"))  # like starlette's MutableHeaders: must not leak either
         info["extensions"] = sorted(scope.get("extensions", {}))
         await _respond(send, body=json.dumps(info).encode(), headers=[(b"content-type", b"application/json")])
     elif path == "/echo":

@@ -12,12 +12,12 @@ import logging
 import sys
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable
 
 from ..protocol.http11 import RequestHead
 from .interface import HTTPInterface
 from .scope import strip_prefix, wsgi_path
+from .threadpool import ThreadPool
 
 logger = logging.getLogger("django_granian.app")
 
@@ -178,7 +178,7 @@ class WSGICycle:
                  "head_sent", "sent", "written", "finished")
 
     def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
-                 executor: ThreadPoolExecutor, body_input: WSGIInput | None) -> None:
+                 executor: ThreadPool, body_input: WSGIInput | None) -> None:
         self.app = app
         self.environ = environ
         self.channel = channel
@@ -360,7 +360,7 @@ class WSGIInterface(HTTPInterface):
     def __init__(self, app: Any, server: Any, threads: int, multiprocess: bool = False) -> None:
         super().__init__(app, server)
         self.threads = threads
-        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="django-granian-wsgi")
+        self.executor = ThreadPool(threads)
         self.multiprocess = multiprocess
         self.body_timeout = max(server.header_timeout, 1.0)
         script_name = server.root_path

@@ -19,9 +19,7 @@ long-polling without holding a thread); ``--interface wsgi`` serves WSGI only (n
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from typing import Any, Callable
+from typing import Any
 
 from ..app.asgi import ASGIInterface
 from ..app.wsgi import WSGIInterface
@@ -31,50 +29,6 @@ from ..protocol.http11 import RequestHead
 logger = logging.getLogger("django_granian")
 
 
-class ThreadPool:
-    """The fast path's executor: N threads fed by a C ``SimpleQueue``.
-
-    ``concurrent.futures.ThreadPoolExecutor.submit`` allocates a Future and a work item and takes
-    a Python-level semaphore on every call (measured ~5% of a Django request's CPU on one core);
-    request cycles need none of that: they report back to the loop themselves.
-    """
-
-    def __init__(self, threads: int, name: str = "django-granian-django") -> None:
-        self.size = threads
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._run, name=f"{name}_{i}", daemon=True) for i in range(threads)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn: Callable[[], None]) -> None:
-        self._queue.put(fn)
-
-    def _run(self) -> None:
-        get = self._queue.get
-        while True:
-            fn = get()
-            if fn is None:
-                return
-            try:
-                fn()
-            except BaseException:  # noqa: BLE001 - cycles report their own errors; never lose a thread
-                logger.exception("unexpected error in a request thread")
-            fn = None  # drop the cycle before blocking again
-
-    def shutdown(self, wait: bool = False, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            try:
-                while True:
-                    self._queue.get_nowait()
-            except queue.Empty:
-                pass
-        for _ in self._threads:
-            self._queue.put(None)
-        if wait:
-            for thread in self._threads:
-                thread.join()
-
-
 class DjangoInterface(WSGIInterface):
     """HTTP through the WSGI thread pool; WebSocket and lifespan through an :class:`ASGIInterface`."""
 
@@ -82,8 +36,6 @@ class DjangoInterface(WSGIInterface):
 
     def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool, lifespan: str) -> None:
         super().__init__(project.wsgi, server, threads, multiprocess=multiprocess)
-        self.executor.shutdown(wait=False)  # created by WSGIInterface, never used: no thread was started
-        self.executor = ThreadPool(threads)  # type: ignore[assignment]
         self.project = project
         self.asgi = ASGIInterface(project.asgi, server, lifespan)
 
@@ -121,8 +73,6 @@ class DjangoWSGIInterface(WSGIInterface):
 
     def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool) -> None:
         super().__init__(project.wsgi, server, threads, multiprocess=multiprocess)
-        self.executor.shutdown(wait=False)
-        self.executor = ThreadPool(threads)  # type: ignore[assignment]
         self.project = project
 
     def describe(self) -> str:

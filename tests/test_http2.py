@@ -20,13 +20,15 @@ from h2.settings import SettingCodes
 from hpack import Decoder, Encoder
 
 from django_granian.protocol.errors import ProtocolError
+from django_granian.protocol.h2conn import H2ServerConnection
 from django_granian.protocol.http2 import (
-    CachingDecoder,
-    CachingEncoder,
+    TABLE_SIZE_ZERO,
     FloodGuard,
     ResponseHeaderError,
     check_trailers,
+    encode_fields,
     request_head,
+    response_block,
     response_headers,
 )
 
@@ -115,21 +117,45 @@ def test_flood_guard_buckets():
     assert not guard.control(5.0)
 
 
-def test_caching_hpack_codecs_match_plain_hpack():
-    """Random header sequences (repeats, new values, table resizes): the caching encoder's blocks
-    decode correctly with a plain decoder, and the caching decoder agrees with a plain decoder."""
+class _Sink:
+    def __getattr__(self, name):
+        return lambda *args: None
+
+
+def test_stateless_response_encoding_decodes_with_plain_hpack():
+    """Response blocks (memoised per header set) decode with a plain hpack decoder after the
+    connection's table size update to 0, and leave the peer's dynamic table empty."""
     rng = random.Random(7)
-    names = [b"content-type", b"x-a", b"x-b", b"date", b"cache-control"]
-    enc, plain_enc = CachingEncoder(), Encoder()
-    dec, plain_dec = CachingDecoder(), Decoder()
+    names = [b"content-type", b"x-a", b"x-b", b"cache-control", b"set-cookie", b"etag"]
+    decoder = Decoder()
+    first = True
+    for _ in range(2000):
+        headers = [(n, b"v%d" % rng.randrange(6)) for n in rng.sample(names, 3)]
+        status = rng.choice([200, 404, 301, 500])
+        block, length, present = response_block(status, headers)
+        if first:
+            block, first = TABLE_SIZE_ZERO + block, False
+        assert decoder.decode(block, raw=True) == [(b":status", str(status).encode()), *headers]
+        assert (length, present) == (-1, 0)
+        assert not decoder.header_table.dynamic_entries
+    assert response_block(200, [(b"Date", b"x"), (b"content-length", b"3")])[1:] == (3, 1)
+    assert decoder.decode(encode_fields([(b"x-sum", b"1")]), raw=True) == [(b"x-sum", b"1")]
+
+
+def test_memoised_request_decoding_matches_plain_hpack():
+    """The connection's memo of header blocks (valid while the dynamic table is unchanged) agrees
+    with a plain decoder for random sequences with repeats, new values and table size changes."""
+    rng = random.Random(11)
+    names = [b"user-agent", b"x-a", b"x-b", b"accept", b"cookie"]
+    conn = H2ServerConnection(_Sink())
+    encoder, plain = Encoder(), Decoder()
     for i in range(3000):
-        headers = [(b":status", b"200")] + [(n, b"v%d" % rng.randrange(6)) for n in rng.sample(names, 3)]
-        if i % 500 == 499:
-            enc.header_table_size = plain_dec.header_table_size = rng.choice([0, 256, 4096])
-        block = enc.encode(list(headers))
-        assert plain_dec.decode(block, raw=True) == headers
-        request_block = plain_enc.encode(list(headers))
-        assert dec.decode(request_block, raw=True) == headers
+        headers = [(b":method", b"GET"), (b":path", b"/%d" % rng.randrange(4))]
+        headers += [(n, b"v%d" % rng.randrange(5)) for n in rng.sample(names, 3)]
+        if i % 400 == 399:
+            encoder.header_table_size = rng.choice([0, 256, 4096])
+        block = encoder.encode(headers)
+        assert list(conn._decode(block).headers) == plain.decode(block, raw=True) == headers
 
 
 # -- end to end ---------------------------------------------------------------------------------

@@ -1,15 +1,16 @@
-"""Sans-IO pieces of the HTTP/2 server around the ``h2`` library.
+"""Sans-IO pieces of the HTTP/2 server around the connection in :mod:`.h2conn`.
 
-``h2`` owns framing, HPACK, the stream state machines and flow-control accounting. This module adds
+:mod:`.h2conn` owns framing, the stream state machines and flow-control accounting. This module adds
 what a server needs on top, without sockets, an event loop or clock reads (time is passed in):
 
-* :func:`h2_configuration` / :func:`local_settings`: the connection configuration derived from
+* :func:`connection_options`: the connection's settings derived from
   :class:`~django_granian.config.Config` (``--http2-*`` options);
-* :func:`request_head`: an ``h2`` request header block -> the protocol-neutral
+* :func:`request_head`: a decoded request header block -> the protocol-neutral
   :class:`~django_granian.protocol.http11.RequestHead` (``http_version`` ``"2"``), so requests go
   through the same interface and request cycle as HTTP/1.1;
 * :func:`response_headers`: ASGI/WSGI response headers -> a valid HTTP/2 header list (lower-case
-  names, no connection-specific fields, CR/LF/NUL rejected);
+  names, no connection-specific fields, CR/LF/NUL rejected), and :func:`response_block`, the same
+  HPACK-encoded and memoised per header set;
 * :class:`FloodGuard`: token buckets against rapid reset (CVE-2023-44487) and control-frame floods.
 """
 
@@ -18,15 +19,13 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable
 
-from h2.config import H2Configuration
-from h2.settings import SettingCodes
-from hpack import Decoder, Encoder
+from hpack import Encoder
 
 from .errors import ProtocolError
 from .http11 import RequestHead
 
-__all__ = ["FloodGuard", "ResponseHeaderError", "h2_configuration", "local_settings", "request_head",
-           "response_headers"]
+__all__ = ["FloodGuard", "ResponseHeaderError", "connection_options", "encode_fields", "request_head",
+           "response_block", "response_headers"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -43,29 +42,17 @@ class ResponseHeaderError(ValueError):
     """The application produced a header that cannot be sent."""
 
 
-def h2_configuration() -> H2Configuration:
-    """Server-side h2 configuration.
-
-    h2's header validation and normalisation are off both ways: :func:`request_head` validates
-    requests (malformed requests are stream errors, as RFC 9113 requires) and
-    :func:`response_headers` responses, each in one pass instead of h2's chain of generators.
-    """
-    return H2Configuration(client_side=False, header_encoding=None, validate_outbound_headers=False,
-                           normalize_outbound_headers=False, validate_inbound_headers=False,
-                           normalize_inbound_headers=False)
-
-
-def local_settings(config: Any, websockets: bool = False) -> dict[int, int]:
-    """The SETTINGS frame we send: our limits from the ``--http2-*`` options."""
-    settings: dict[int, int] = {
-        SettingCodes.MAX_CONCURRENT_STREAMS: config.http2_max_concurrent_streams,
-        SettingCodes.INITIAL_WINDOW_SIZE: config.http2_initial_stream_window_size,
-        SettingCodes.MAX_FRAME_SIZE: config.http2_max_frame_size,
-        SettingCodes.MAX_HEADER_LIST_SIZE: config.http2_max_headers_size,
+def connection_options(config: Any, websockets: bool = False) -> dict[str, Any]:
+    """Keyword arguments of :class:`~.h2conn.H2ServerConnection` from the ``--http2-*`` options:
+    the SETTINGS we announce and the connection receive window."""
+    return {
+        "max_concurrent_streams": config.http2_max_concurrent_streams,
+        "initial_window_size": config.http2_initial_stream_window_size,
+        "max_frame_size": config.http2_max_frame_size,
+        "max_header_list_size": config.http2_max_headers_size,
+        "connection_window": config.http2_initial_connection_window_size,
+        "enable_connect_protocol": websockets,  # RFC 8441 extended CONNECT
     }
-    if websockets:
-        settings[SettingCodes.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 8441 extended CONNECT
-    return settings
 
 
 _PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
@@ -302,117 +289,65 @@ class FloodGuard:
         return self.control_tokens >= 0
 
 
-class _TableState:
-    """Identity of an HPACK dynamic table's state: a new entry is always a new tuple object at the
-    front, and we hold a reference to the front entry, so ``is`` comparisons cannot be fooled."""
+# -- HPACK encoding of responses -------------------------------------------------------------------
+#
+# Responses are encoded *statelessly*: with our encoder's dynamic table set to size 0, every field
+# is either a static-table reference or a literal, so a field always encodes to the same bytes and a
+# header set that repeats (every response of an app, give or take the Date) costs a dict lookup,
+# for every connection alike. The one piece of per-connection state is the table size update to 0
+# that starts the first header block of a connection (RFC 7541 section 6.3;
+# ``H2ServerConnection.header_prefix``), after which the peer keeps none of our fields either.
+# nginx does the same (static table and literals only); what is lost is the peer-side compression
+# of repeated response fields, tens of bytes per response.
 
-    __slots__ = ("first", "length", "maxsize", "limit")
-
-    def __init__(self) -> None:
-        self.first: Any = None
-        self.length = -1
-        self.maxsize = -1
-        self.limit: Any = None
-
-    def same(self, table: Any, limit: Any = None) -> bool:
-        entries = table.dynamic_entries
-        return (len(entries) == self.length and (not entries or entries[0] is self.first)
-                and table._maxsize == self.maxsize and limit == self.limit)
-
-    def take(self, table: Any, limit: Any = None) -> None:
-        entries = table.dynamic_entries
-        self.first = entries[0] if entries else None
-        self.length = len(entries)
-        self.maxsize = table._maxsize
-        self.limit = limit
+_ENCODER = Encoder()
+_ENCODER.header_table_size = 0
+TABLE_SIZE_ZERO = _ENCODER.encode([])  # the "dynamic table size update" to 0, as hpack encodes it
+_FIELDS: dict[tuple[bytes, bytes], bytes] = {}
+_RESPONSES: dict[Any, tuple[bytes, int, int]] = {}
+CACHE_ENTRIES = 4096
 
 
-CACHE_ENTRIES = 256
+def encode_field(name: bytes, value: bytes) -> bytes:
+    """One field, HPACK-encoded by hpack without the dynamic table (memoised)."""
+    key = (name, value)
+    block = _FIELDS.get(key)
+    if block is None:
+        block = _ENCODER.encode([key])
+        if len(_FIELDS) >= CACHE_ENTRIES:
+            _FIELDS.clear()
+        _FIELDS[key] = block
+    return block
 
 
-class CachingEncoder(Encoder):
-    """hpack's encoder plus a cache of header blocks that did not change the dynamic table.
-
-    Encoding is a pure function of (headers, table state); a block made only of references to
-    existing entries leaves the table as it was, so the same headers encode to the same bytes
-    until the table changes. Servers send the same response headers over and over (only the
-    Date changes, once a second), which makes this the common case.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._cache: dict[tuple, bytes] = {}
-        self._state = _TableState()
-
-    def encode(self, headers: Any, huffman: bool = True) -> bytes:
-        table = self.header_table
-        if table.resized or type(headers) is not list or not huffman:
-            self._cache.clear()
-            return super().encode(headers, huffman)
-        state = self._state
-        key = tuple(headers)
-        if state.same(table):
-            block = self._cache.get(key)
-            if block is not None:
-                return block
-        else:
-            self._cache.clear()
-            state.take(table)
-        block = super().encode(headers, huffman)
-        if state.same(table):
-            cache = self._cache
-            if len(cache) >= CACHE_ENTRIES:
-                cache.clear()
-            cache[key] = block
-        else:
-            self._cache.clear()
-            state.take(table)
-        return block
+def encode_fields(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
+    return b"".join([encode_field(name, value) for name, value in fields])
 
 
-class CachingDecoder(Decoder):
-    """hpack's decoder plus a cache of header blocks that did not change the dynamic table
-    (requests of one client mostly repeat the same indexed fields: only the path differs)."""
-
-    def __init__(self, max_header_list_size: int = 65536) -> None:
-        super().__init__(max_header_list_size)
-        self._cache: dict[bytes, Any] = {}
-        self._state = _TableState()
-
-    def decode(self, data: Any, raw: bool = False) -> Any:
-        if not raw:
-            return super().decode(data, raw)
-        table = self.header_table
-        state = self._state
-        limit = (self.max_header_list_size, self.max_allowed_table_size)
-        if type(data) is not bytes:
-            data = bytes(data)
-        if state.same(table, limit):
-            headers = self._cache.get(data)
-            if headers is not None:
-                return headers
-        else:
-            self._cache.clear()
-            state.take(table, limit)
-        headers = super().decode(data, raw)
-        if state.same(table, limit):
-            cache = self._cache
-            if len(cache) >= CACHE_ENTRIES:
-                cache.clear()
-            cache[data] = headers
-        else:
-            self._cache.clear()
-            state.take(table, limit)
-        return headers
+def response_block(status: int, headers: Any) -> tuple[bytes, int, int]:
+    """Validated and HPACK-encoded response headers, memoised per ``(status, headers)``:
+    ``(block, content-length or -1, defaults present)`` where the last is a bit mask of the
+    default fields the app set itself (1: ``date``, 2: ``server``); the caller appends the others.
+    Raises :class:`ResponseHeaderError` like :func:`response_headers`."""
+    try:
+        key: Any = (status, headers if type(headers) is tuple else tuple(headers))
+        info = _RESPONSES.get(key)
+    except TypeError:  # unhashable pairs (lists): validate and encode every time
+        key = info = None
+    if info is None:
+        fields, length = response_headers(status, headers, [], _DEFAULT_NAMES)
+        present = 0
+        for name, _ in fields:
+            if name == b"date":
+                present |= 1
+            elif name == b"server":
+                present |= 2
+        info = (encode_fields(fields), length, present)
+        if key is not None:
+            if len(_RESPONSES) >= CACHE_ENTRIES:
+                _RESPONSES.clear()
+            _RESPONSES[key] = info
+    return info
 
 
-def new_connection(config: H2Configuration) -> Any:
-    """An h2 server connection with the caching HPACK codecs."""
-    from h2.connection import H2Connection
-
-    conn = H2Connection(config=config)
-    decoder = CachingDecoder(conn.decoder.max_header_list_size)
-    decoder.max_allowed_table_size = conn.decoder.max_allowed_table_size
-    conn.decoder = decoder
-    conn.encoder = CachingEncoder()
-    return conn
+_DEFAULT_NAMES = frozenset({b"date", b"server"})

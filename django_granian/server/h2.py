@@ -26,37 +26,32 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-from h2.errors import ErrorCodes
-from h2.events import (
-    ConnectionTerminated,
-    DataReceived,
-    PingAckReceived,
-    PingReceived,
-    PriorityUpdated,
-    RemoteSettingsChanged,
-    RequestReceived,
-    StreamEnded,
-    StreamReset,
-    TrailersReceived,
-    WindowUpdated,
-)
-from h2.exceptions import H2Error
-from h2.exceptions import ProtocolError as H2ProtocolError
-from h2.settings import SettingCodes
-from hyperframe.frame import GoAwayFrame
-
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
+from ..protocol.h2conn import (
+    CANCEL,
+    ENHANCE_YOUR_CALM,
+    INITIAL_WINDOW_SIZE,
+    INTERNAL_ERROR,
+    MAX_FRAME_SIZE,
+    NO_ERROR,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    H2ConnectionError,
+    H2ServerConnection,
+    HeaderBlock,
+)
 from ..protocol.http2 import (
+    TABLE_SIZE_ZERO,
     FloodGuard,
     ResponseHeaderError,
     check_trailers,
-    h2_configuration,
+    connection_options,
+    encode_field,
+    encode_fields,
     informational_headers,
-    local_settings,
-    new_connection,
     request_head,
-    response_headers,
+    response_block,
     trailer_headers,
 )
 from ..protocol.http11 import RequestHead
@@ -65,32 +60,34 @@ from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
 
-_CONFIG = h2_configuration()
 _NO_BODY_STATUS = frozenset({204, 304})
-_DEFAULT_NAMES = frozenset({b"date", b"server"})
 _SERVER_PAIR = (b"server", b"django-granian")
-_FILE_CHUNK = 65536
 _MAX_WINDOW = 16 * 1024 * 1024  # adaptive window ceiling
 LINGER = 1.0  # seconds input is drained after a connection error before the socket is closed
 _BASE_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hint": {}, "http.response.pathsend": {}}
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class _Defaults:
-    """``date``/``server`` response header pairs, rebuilt when the per-second Date changes."""
+    """The encoded ``date``/``server`` response fields, rebuilt when the per-second Date changes:
+    ``blocks[mask]`` holds the ones an app did not set (mask bit 1: it set ``date``, 2: ``server``)."""
 
     date = b""
-    pairs: list[tuple[bytes, bytes]] = []
+    blocks: list[bytes] = [b"", b"", b"", b""]
 
     @classmethod
-    def get(cls, server: ServerState) -> list[tuple[bytes, bytes]]:
+    def get(cls, server: ServerState) -> list[bytes]:
         date = server.date
         if date is not cls.date:
             cls.date = date
-            pairs = [(b"date", date[6:].strip())]
-            if server.server_header:
-                pairs.append(_SERVER_PAIR)
-            cls.pairs = pairs
-        return cls.pairs
+            date_field = encode_field(b"date", date[6:].strip())
+            server_field = encode_field(*_SERVER_PAIR) if server.server_header else b""
+            cls.blocks = [date_field + server_field, server_field, date_field, b""]
+        return cls.blocks
+
+
+def _length_field(length: int) -> bytes:
+    return encode_field(b"content-length", b"%d" % length)
 
 
 _SERVER_RESPONSE = _ServerResponse()
@@ -100,14 +97,15 @@ class H2Stream:
     """One request/response exchange: the channel of its request cycle."""
 
     __slots__ = (
-        "conn", "stream_id", "head", "cycle", "client", "server_addr", "scheme", "peer_trusted", "extensions",
-        "transport", "server", "pending", "pending_bytes", "pending_end", "trailers", "resp_status", "resp_bytes",
-        "resp_left", "head_only", "local_done", "remote_done", "completed", "closed", "waiter", "pressure",
-        "unacked", "received", "t0", "continue_sent", "no_body",
+        "conn", "codec", "stream_id", "head", "cycle", "client", "server_addr", "scheme", "peer_trusted",
+        "extensions", "transport", "server", "pending", "pending_bytes", "pending_end", "trailers", "resp_status",
+        "resp_bytes", "resp_left", "head_only", "local_done", "remote_done", "completed", "closed", "waiter",
+        "pressure", "unacked", "received", "t0", "continue_sent", "no_body",
     )
 
     def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
         self.conn = conn
+        self.codec = conn.conn
         self.stream_id = stream_id
         self.head = head
         self.cycle: Any = None
@@ -121,12 +119,11 @@ class H2Stream:
         self.pending: deque[memoryview] | None = None
         self.pending_bytes = 0
         self.pending_end = False
-        self.trailers: list | None = None
+        self.trailers: bytes | None = None
         self.resp_status = 0
         self.resp_bytes = 0
         self.resp_left = -1
-        self.head_only = head.method == "HEAD"
-        self.no_body = self.head_only
+        self.head_only = self.no_body = head.method == "HEAD"
         self.local_done = False
         self.remote_done = remote_done
         self.completed = False
@@ -151,14 +148,15 @@ class H2Stream:
                 waiter.set_result(None)
 
     def _finish_local(self) -> None:
-        """END_STREAM (or trailers) has been handed to h2."""
+        """END_STREAM (or trailers) has been sent."""
         self.local_done = True
         self.pending = None
-        self._wake()
+        if self.waiter is not None:
+            self._wake()
         if not self.remote_done:
             # the response is complete but the request body is not: stop it (RFC 9113 section 8.1)
             self.remote_done = True
-            self.conn.reset_stream(self.stream_id, ErrorCodes.NO_ERROR)
+            self.codec.reset_stream(self.stream_id, NO_ERROR)
         self.conn.stream_done(self)
 
     def _close(self) -> None:
@@ -177,30 +175,36 @@ class H2Stream:
         if self.closed or self.local_done:
             return
         try:
-            hdrs, content_length = response_headers(status, headers, _Defaults.get(self.server), _DEFAULT_NAMES)
+            block, content_length, present = response_block(status, headers)
         except ResponseHeaderError as exc:
             raise ValueError(str(exc)) from None
+        if present != 3:
+            block += _Defaults.get(self.server)[present]
         self.resp_status = status
         if self.no_body or status in _NO_BODY_STATUS:
             self.no_body = True
             if end and content_length < 0 and self.head_only and status not in _NO_BODY_STATUS:
-                hdrs.append((b"content-length", str(len(body)).encode()))
+                block += _length_field(len(body))
             body = b""
         elif content_length >= 0:
             self.resp_left = content_length
+            if body:
+                body = self._clip(body)
         elif end:
-            hdrs.append((b"content-length", str(len(body)).encode()))
-        conn = self.conn
-        try:
-            conn.conn.send_headers(self.stream_id, hdrs, end_stream=end and not body)
-        except H2Error:
+            block += _length_field(len(body))
+        sent = self.codec.send_response(self.stream_id, block, body, end)
+        if sent < 0:
             self._close()
             return
-        if body:
+        self.resp_bytes = sent
+        if sent == len(body):
+            if end:
+                self._finish_local()
+        else:
+            self.resp_bytes = 0
             self._send_data(body, end)
-        elif end:
-            self._finish_local()
-        conn.schedule_flush()
+        if not self.conn.in_receive:
+            self.conn.schedule_flush()
 
     def send_body(self, body: bytes, end: bool) -> None:
         if self.closed or self.local_done:
@@ -211,7 +215,8 @@ class H2Stream:
             body = self._clip(body)
         if body or end:
             self._send_data(body, end)
-            self.conn.schedule_flush()
+            if not self.conn.in_receive:
+                self.conn.schedule_flush()
 
     def _clip(self, body: bytes) -> bytes:
         left = self.resp_left
@@ -230,14 +235,11 @@ class H2Stream:
                 self.pending_bytes += len(body)
             self.pending_end = end
             return
-        conn = self.conn
-        h2c = conn.conn
+        codec = self.codec
         sid = self.stream_id
         size = len(body)
-        if size <= conn.max_frame and size <= h2c.local_flow_control_window(sid):
-            try:
-                h2c.send_data(sid, body, end_stream=end)
-            except H2Error:
+        if size <= codec.max_send_frame and size <= codec.window(sid):
+            if not codec.send_data(sid, body, end):
                 self._close()
                 return
             if end:
@@ -253,36 +255,34 @@ class H2Stream:
         pending = self.pending
         if pending is None or self.closed:
             return
-        conn = self.conn
-        h2c = conn.conn
+        codec = self.codec
         sid = self.stream_id
-        try:
-            while pending:
-                window = h2c.local_flow_control_window(sid)
-                if window <= 0:
-                    conn.blocked[sid] = self
-                    break
-                chunk = pending[0]
-                size = min(window, conn.max_frame, len(chunk))
-                if size < len(chunk):
-                    h2c.send_data(sid, chunk[:size])
-                    pending[0] = chunk[size:]
-                else:
-                    pending.popleft()
-                    h2c.send_data(sid, chunk, end_stream=not pending and self.pending_end and self.trailers is None)
-                self.pending_bytes -= size
-            if not pending:
-                if self.pending_end:
-                    trailers = self.trailers
-                    if trailers is not None:
-                        h2c.send_headers(sid, trailers, end_stream=True)
-                    self._finish_local()
-                else:
-                    self.pending = None
-        except H2Error:
+        if not codec.is_open(sid):
             self._close()
             return
-        conn.schedule_flush()
+        while pending:
+            window = codec.window(sid)
+            if window <= 0:
+                self.conn.blocked[sid] = self
+                break
+            chunk = pending[0]
+            size = min(window, codec.max_send_frame, len(chunk))
+            if size < len(chunk):
+                codec.send_data(sid, chunk[:size])
+                pending[0] = chunk[size:]
+            else:
+                pending.popleft()
+                codec.send_data(sid, chunk, end=not pending and self.pending_end and self.trailers is None)
+            self.pending_bytes -= size
+        if not pending:
+            if self.pending_end:
+                trailers = self.trailers
+                if trailers is not None:
+                    codec.send_headers(sid, trailers, end=True)
+                self._finish_local()
+            else:
+                self.pending = None
+        self.conn.schedule_flush()
         if self.waiter is not None and not self.writing_paused:
             self._wake()
 
@@ -290,19 +290,17 @@ class H2Stream:
         if self.closed or self.local_done:
             return
         try:
-            trailers = trailer_headers(headers)
+            trailers = encode_fields(trailer_headers(headers))
         except ResponseHeaderError as exc:
             raise ValueError(str(exc)) from None
         if self.pending is not None:
-            self.trailers = trailers
+            self.trailers = trailers if trailers else None
             self.pending_end = True
             return
-        try:
-            if trailers:
-                self.conn.conn.send_headers(self.stream_id, trailers, end_stream=True)
-            else:
-                self.conn.conn.send_data(self.stream_id, b"", end_stream=True)
-        except H2Error:
+        codec = self.codec
+        sent = codec.send_headers(self.stream_id, trailers, end=True) if trailers else \
+            codec.send_data(self.stream_id, b"", end=True)
+        if not sent:
             self._close()
             return
         self._finish_local()
@@ -312,10 +310,10 @@ class H2Stream:
         if self.closed or self.local_done or self.resp_status:
             return
         try:
-            self.conn.conn.send_headers(self.stream_id, informational_headers(status, headers))
+            block = encode_fields(informational_headers(status, headers))
         except ResponseHeaderError as exc:
             raise ValueError(str(exc)) from None
-        except H2Error:
+        if not self.codec.send_headers(self.stream_id, block):
             self._close()
             return
         self.conn.schedule_flush()
@@ -340,7 +338,7 @@ class H2Stream:
             self.pressure = False
             if self.unacked:
                 n, self.unacked = self.unacked, 0
-                self.conn.ack(self, n)
+                self.codec.ack(self.stream_id, n)
                 self.conn.schedule_flush()
 
     def response_complete(self, cycle: Any) -> None:
@@ -362,7 +360,7 @@ class H2Stream:
                 self.conn.schedule_flush()
         if self.unacked:
             n, self.unacked = self.unacked, 0
-            self.conn.ack(self, n)
+            self.codec.ack(self.stream_id, n)
 
     def abort(self, reason: str) -> None:
         logger.debug("resetting HTTP/2 stream %d from %s: %s", self.stream_id, self.client, reason)
@@ -372,7 +370,7 @@ class H2Stream:
             if self.server.access_log:
                 self._log_access()
         if not self.closed:
-            self.conn.reset_stream(self.stream_id, ErrorCodes.INTERNAL_ERROR)
+            self.codec.reset_stream(self.stream_id, INTERNAL_ERROR)
             self._close()
             self.conn.schedule_flush()
 
@@ -413,13 +411,11 @@ class H2WebSocket(H2Stream):
             return
         hdrs = [pair for pair in headers if pair[0].lower() not in _WS_SKIP]
         try:
-            out, _ = response_headers(200, hdrs, _Defaults.get(self.server), _DEFAULT_NAMES)
+            block, _, present = response_block(200, hdrs)
         except ResponseHeaderError as exc:
             raise ValueError(str(exc)) from None
         self.resp_status = 200
-        try:
-            self.conn.conn.send_headers(self.stream_id, out)
-        except H2Error:
+        if not self.codec.send_headers(self.stream_id, block + _Defaults.get(self.server)[present]):
             self._close()
             return
         self.conn.schedule_flush()
@@ -440,7 +436,7 @@ class H2WebSocket(H2Stream):
 
     def abort(self, reason: str = "") -> None:  # type: ignore[override]
         if not self.closed:
-            self.conn.reset_stream(self.stream_id, ErrorCodes.CANCEL)
+            self.codec.reset_stream(self.stream_id, CANCEL)
             self._close()
             self.conn.schedule_flush()
 
@@ -455,20 +451,22 @@ _WS_SKIP = frozenset({b"connection", b"upgrade", b"sec-websocket-accept", b"tran
 
 
 class HTTP2Protocol(asyncio.Protocol):
-    """One HTTP/2 connection."""
+    """One HTTP/2 connection: the asyncio side of :class:`~..protocol.h2conn.H2ServerConnection`,
+    whose *handler* it is (the ``h2_*`` methods)."""
 
     __slots__ = (
         "server", "loop", "conn", "transport", "client", "server_addr", "scheme", "peer_trusted", "extensions",
-        "streams", "blocked", "in_receive", "flush_pending", "transport_paused", "send_buffer_limit", "max_frame",
+        "streams", "blocked", "in_receive", "flush_pending", "transport_paused", "send_buffer_limit",
         "guard", "closed", "goaway_sent", "idle_since", "last_recv", "ping_sent", "ping_interval", "ping_timeout",
-        "adaptive", "bdp_ping", "bdp_bytes", "bdp_window", "max_body", "started",
+        "adaptive", "bdp_ping", "bdp_bytes", "bdp_window", "max_body", "started", "access_log",
     )
 
     def __init__(self, server: ServerState) -> None:
         config = server.config
         self.server = server
         self.loop = server.loop
-        self.conn = new_connection(_CONFIG)
+        self.conn = H2ServerConnection(self, **connection_options(config, _websockets_enabled(server)))
+        self.conn.header_prefix = TABLE_SIZE_ZERO
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
         self.server_addr: tuple[str, int] | None = None
@@ -481,7 +479,6 @@ class HTTP2Protocol(asyncio.Protocol):
         self.flush_pending = False
         self.transport_paused = False
         self.send_buffer_limit = config.http2_max_send_buffer_size
-        self.max_frame = 16384
         self.guard = FloodGuard(server.now, reset_burst=max(200, 2 * config.http2_max_concurrent_streams))
         self.closed = False
         self.goaway_sent = False
@@ -496,6 +493,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.bdp_window = config.http2_initial_stream_window_size
         self.max_body = server.limits.max_body
         self.started = False
+        self.access_log = server.access_log
 
     # -- setting up -------------------------------------------------------------------------------
     def _attach(self, transport: Any) -> None:
@@ -522,13 +520,9 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _start(self) -> None:
         """Send our SETTINGS (the server connection preface) and open the connection window."""
-        config = self.server.config
-        conn = self.conn
-        conn.update_settings(local_settings(config, websockets=_websockets_enabled(self.server)))
-        extra = config.http2_initial_connection_window_size - conn.inbound_flow_control_window
-        if extra > 0:
-            conn.increment_flow_control_window(extra)
-        self.started = True
+        if not self.started:
+            self.started = True
+            self.conn.initiate()
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self._attach(transport)
@@ -584,67 +578,47 @@ class HTTP2Protocol(asyncio.Protocol):
         self.last_recv = self.server.now
         self.in_receive = True
         try:
-            try:
-                events = self.conn.receive_data(data)
-            except H2ProtocolError as exc:
-                logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
-                self._fail()
-                return
-            for event in events:
-                kind = type(event)
-                if kind is RequestReceived:
-                    self._on_request(event)  # type: ignore[arg-type]
-                elif kind is DataReceived:
-                    self._on_data(event)  # type: ignore[arg-type]
-                elif kind is StreamEnded:
-                    stream = self.streams.get(event.stream_id)  # type: ignore[attr-defined]
-                    if stream is not None:
-                        self._on_end(stream)
-                elif kind is WindowUpdated:
-                    self._on_window(event.stream_id)  # type: ignore[attr-defined]
-                elif kind is StreamReset:
-                    self._on_reset(event)  # type: ignore[arg-type]
-                    if self.closed:
-                        return
-                elif kind is RemoteSettingsChanged:
-                    self._on_settings(event)  # type: ignore[arg-type]
-                elif kind is PingAckReceived:
-                    self._on_ping_ack(event.ping_data)  # type: ignore[attr-defined]
-                elif kind is PingReceived or kind is PriorityUpdated:
-                    self._control()
-                elif kind is ConnectionTerminated:
-                    self._on_goaway()
-                elif kind is TrailersReceived:
-                    self._on_trailers(event)  # type: ignore[arg-type]
-                if self.closed:
-                    return
+            self.conn.receive(data)
+        except H2ConnectionError as exc:
+            logger.debug("HTTP/2 connection error from %s: %s", self.client, exc.reason)
+            self.in_receive = False
+            self._fail()
+            return
         finally:
             self.in_receive = False
         self._flush()
 
-    # -- events -----------------------------------------------------------------------------------
-    def _on_request(self, event: RequestReceived) -> None:
-        sid = event.stream_id
-        server = self.server
-        ended = event.stream_ended is not None
+    # -- what the connection reports (the handler of H2ServerConnection) ----------------------------
+    def h2_request(self, sid: int, block: HeaderBlock, end: bool) -> None:
         if self.goaway_sent:
-            self.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            self.conn.reset_stream(sid, REFUSED_STREAM)
             return
-        try:
-            head = request_head(event.headers, ended)  # type: ignore[arg-type]
-        except ProtocolError:
-            self.reset_stream(sid, ErrorCodes.PROTOCOL_ERROR)
+        # the request head derived from a memoised header block is memoised with it
+        memo = block.memo
+        if memo is None:
+            memo = block.memo = [None, None]
+        head = memo[end]
+        if head is None:
+            try:
+                head = request_head(block.headers, end)
+                head.shared = True  # handed to every request with the same header block
+            except ProtocolError:
+                head = False
+            memo[end] = head
+        if head is False:
+            self.conn.reset_stream(sid, PROTOCOL_ERROR)
             self._control()
             return
-        stream = H2Stream(self, sid, head, ended)
+        server = self.server
+        stream = H2Stream(self, sid, head, end)
         self.streams[sid] = stream
-        if server.access_log:
+        if self.access_log:
             stream.t0 = time.perf_counter()
         if head.method == "CONNECT":
             self._on_connect(stream, head)
             return
         if self.max_body and head.content_length > self.max_body:
-            stream.respond(413, [(b"content-type", b"text/plain; charset=utf-8")], b"Request body too large\n")
+            stream.respond(413, _TEXT, b"Request body too large\n")
             return
         server.count_request()
         cycle = server.interface.http(stream, head)
@@ -663,7 +637,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 check_h2_handshake(head.method, "websocket", head.headers)
             except HandshakeError as exc:
                 body = f"{exc.status} {exc.reason}\n".encode("latin-1", "replace")
-                stream.respond(exc.status, [*exc.headers, (b"content-type", b"text/plain; charset=utf-8")], body)
+                stream.respond(exc.status, [*exc.headers, *_TEXT], body)
                 return
             ws = H2WebSocket(self, stream.stream_id, head, stream.remote_done)
             self.streams[ws.stream_id] = ws
@@ -671,47 +645,43 @@ class HTTP2Protocol(asyncio.Protocol):
             if session is not None and not ws.closed:
                 ws.session = session
             return
-        stream.respond(501 if head.upgrade is not None else 405,
-                       [(b"content-type", b"text/plain; charset=utf-8")], b"CONNECT is not supported\n")
+        stream.respond(501 if head.upgrade is not None else 405, _TEXT, b"CONNECT is not supported\n")
 
-    def _on_data(self, event: DataReceived) -> None:
-        sid = event.stream_id
-        size = event.flow_controlled_length
-        data = event.data
+    def h2_data(self, sid: int, data: bytes, size: int, end: bool) -> None:
         stream = self.streams.get(sid)
-        if not data and event.stream_ended is None:
-            self._control()  # empty DATA frames: a flood vector
         if self.adaptive:
             self._bdp_sample(size)
-        cycle = stream.cycle if stream is not None else None
+        if stream is None:
+            self.conn.ack(sid, size)
+            return
+        cycle = stream.cycle
         if cycle is None and type(stream) is H2WebSocket:
             self._on_ws_data(stream, data, size)  # type: ignore[arg-type]
-            return
-        if cycle is None or stream is None or stream.completed:
+        elif cycle is None or stream.completed:
+            self.conn.ack(sid, size)
+        else:
+            max_body = self.max_body
+            if max_body:
+                stream.received += len(data)
+                if stream.received > max_body:
+                    self.conn.ack(sid, size)
+                    if not stream.resp_status:
+                        stream.send_head(413, _TEXT, b"Request body too large\n", True)
+                    stream.cycle = None
+                    if not stream.closed:
+                        self.conn.reset_stream(sid, CANCEL)
+                        stream._close()
+                    cycle.disconnect()
+                    return
+            if data:
+                cycle.feed_body(data)
             if size:
-                self.conn.acknowledge_received_data(size, sid)
-            return
-        max_body = self.max_body
-        if max_body:
-            stream.received += len(data)
-            if stream.received > max_body:
-                self.conn.acknowledge_received_data(size, sid)
-                if not stream.resp_status:
-                    stream.send_head(413, [(b"content-type", b"text/plain; charset=utf-8")],
-                                     b"Request body too large\n", True)
-                stream.cycle = None
-                if not stream.closed:
-                    self.reset_stream(sid, ErrorCodes.CANCEL)
-                    stream._close()
-                cycle.disconnect()
-                return
-        if data:
-            cycle.feed_body(data)
-        if size:
-            if stream.pressure:
-                stream.unacked += size
-            else:
-                self.conn.acknowledge_received_data(size, sid)
+                if stream.pressure:
+                    stream.unacked += size
+                else:
+                    self.conn.ack(sid, size)
+        if end:
+            self._on_end(stream)
 
     def _on_ws_data(self, ws: H2WebSocket, data: bytes, size: int) -> None:
         session = ws.session
@@ -721,39 +691,46 @@ class HTTP2Protocol(asyncio.Protocol):
             if ws.pressure:
                 ws.unacked += size
             else:
-                self.conn.acknowledge_received_data(size, ws.stream_id)
+                self.conn.ack(ws.stream_id, size)
 
     def _on_end(self, stream: H2Stream) -> None:
-        if type(stream) is H2WebSocket and not stream.remote_done:
-            stream.remote_done = True  # the peer ended its side (RFC 8441: like a TCP FIN)
-            session = stream.session  # type: ignore[attr-defined]
-            if session is not None:
-                session.connection_lost()
-            if stream.local_done:
-                self.stream_done(stream)
+        if stream.remote_done:
             return
         stream.remote_done = True
-        cycle = stream.cycle
-        if cycle is not None:
-            cycle.end_body()
+        if type(stream) is H2WebSocket:
+            session = stream.session  # the peer ended its side (RFC 8441: like a TCP FIN)
+            if session is not None:
+                session.connection_lost()
+        else:
+            cycle = stream.cycle
+            if cycle is not None:
+                cycle.end_body()
         if stream.local_done:
             self.stream_done(stream)
 
-    def _on_trailers(self, event: TrailersReceived) -> None:
-        """Request trailers have no place in ASGI/WSGI: validated, then dropped (StreamEnded follows)."""
+    def h2_trailers(self, sid: int, headers: list) -> None:
+        """Request trailers have no place in ASGI/WSGI: validated, then dropped."""
+        stream = self.streams.get(sid)
+        if stream is None:
+            return
         try:
-            check_trailers(event.headers)  # type: ignore[arg-type]
+            check_trailers(headers)
         except ProtocolError:
-            stream = self.streams.get(event.stream_id)
-            self.reset_stream(event.stream_id, ErrorCodes.PROTOCOL_ERROR)
-            if stream is not None:
-                cycle = stream.cycle
-                stream.cycle = None
-                stream._close()
-                if cycle is not None:
-                    cycle.disconnect()
+            self.conn.reset_stream(sid, PROTOCOL_ERROR)
+            self._disconnect(stream)
+            return
+        self._on_end(stream)
 
-    def _on_window(self, sid: int) -> None:
+    def _disconnect(self, stream: H2Stream) -> None:
+        cycle = stream.cycle
+        stream.cycle = None
+        stream._close()
+        if cycle is not None:
+            cycle.disconnect()
+        elif type(stream) is H2WebSocket and stream.session is not None:
+            stream.session.connection_lost()
+
+    def h2_window(self, sid: int) -> None:
         blocked = self.blocked
         if not blocked:
             return
@@ -767,47 +744,34 @@ class HTTP2Protocol(asyncio.Protocol):
             if one is not None:
                 one.pump()
 
-    def _on_reset(self, event: StreamReset) -> None:
-        stream = self.streams.get(event.stream_id)
+    def h2_reset(self, sid: int, code: int, remote: bool) -> None:
+        stream = self.streams.get(sid)
         if stream is not None:
-            cycle = stream.cycle
-            stream.cycle = None
-            stream._close()
-            if cycle is not None:
-                cycle.disconnect()
-            elif type(stream) is H2WebSocket and stream.session is not None:
-                stream.session.connection_lost()
-        if event.remote_reset and not self.guard.reset(self.server.now):
+            self._disconnect(stream)
+        if remote and not self.guard.reset(self.server.now):
             logger.warning("HTTP/2 client %s reset too many streams (rapid reset); closing the connection",
                            self.client)
-            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._fail(ENHANCE_YOUR_CALM)
 
-    def _on_settings(self, event: RemoteSettingsChanged) -> None:
-        self._control()
-        changed = event.changed_settings
-        if SettingCodes.MAX_FRAME_SIZE in changed:
-            self.max_frame = self.conn.max_outbound_frame_size
-        if SettingCodes.INITIAL_WINDOW_SIZE in changed:
-            self._on_window(0)
+    def h2_settings(self, changed: dict[int, int]) -> None:
+        if INITIAL_WINDOW_SIZE in changed or MAX_FRAME_SIZE in changed:
+            self.h2_window(0)
 
-    def _on_goaway(self) -> None:
+    def h2_goaway(self, code: int, last_stream_id: int) -> None:
         """The client is going away: no new streams; finish the open ones, then close."""
         self.goaway_sent = True
         if not self.streams:
             self._close()
 
+    def h2_control(self) -> None:
+        self._control()
+
     def _control(self) -> None:
         if not self.guard.control(self.server.now):
             logger.warning("HTTP/2 client %s sent too many control frames; closing the connection", self.client)
-            self._fail(ErrorCodes.ENHANCE_YOUR_CALM)
+            self._fail(ENHANCE_YOUR_CALM)
 
     # -- flow control -----------------------------------------------------------------------------
-    def ack(self, stream: H2Stream, size: int) -> None:
-        try:
-            self.conn.acknowledge_received_data(size, stream.stream_id)
-        except H2Error:
-            pass
-
     def _bdp_sample(self, size: int) -> None:
         """--http2-adaptive-window: estimate the bandwidth-delay product with a PING per round trip
         and grow the windows when the peer fills them within one round trip (like hyper)."""
@@ -824,31 +788,26 @@ class HTTP2Protocol(asyncio.Protocol):
             new = min(window * 2, _MAX_WINDOW)
             self.bdp_window = new
             conn = self.conn
-            conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: new})
-            extra = new - conn.inbound_flow_control_window
+            conn.update_initial_window(new)
+            extra = new - conn.recv_max
             if extra > 0:
-                conn.increment_flow_control_window(extra)
+                conn.increment_connection_window(extra)
             logger.debug("HTTP/2 adaptive window for %s: %d bytes", self.client, new)
         self.bdp_bytes = 0
 
-    def _on_ping_ack(self, data: bytes) -> None:
+    def h2_ping_ack(self, data: bytes) -> None:
         if data == self.bdp_ping:
             self._bdp_done()
         else:
             self.ping_sent = None
 
     # -- used by streams --------------------------------------------------------------------------
-    def reset_stream(self, sid: int, code: int) -> None:
-        try:
-            self.conn.reset_stream(sid, code)
-        except H2Error:
-            pass
-
     def stream_done(self, stream: H2Stream) -> None:
         if stream.remote_done and stream.local_done:
             sid = stream.stream_id
             if self.streams.pop(sid, None) is not None:
-                self.blocked.pop(sid, None)
+                if self.blocked:
+                    self.blocked.pop(sid, None)
                 if not self.streams:
                     self.idle_since = self.server.now
                     if self.goaway_sent:
@@ -868,11 +827,11 @@ class HTTP2Protocol(asyncio.Protocol):
 
     # -- closing ----------------------------------------------------------------------------------
     def _fail(self, code: int | None = None) -> None:
-        """Close after a connection error (h2 queued its GOAWAY, or we send one with ``code``)."""
+        """Close after a connection error (the connection queued its GOAWAY, or we send one with ``code``)."""
         if self.closed:
             return
         if code is not None:
-            self._goaway(code)
+            self.conn.goaway(code)
         self._flush()
         # Lingering close: closing with unread input would make the kernel send RST, and the peer
         # could lose our GOAWAY. Half-close, ignore further input, and close for good shortly.
@@ -886,14 +845,12 @@ class HTTP2Protocol(asyncio.Protocol):
         self.loop.call_later(LINGER, transport.close)
 
     def _goaway(self, code: int) -> None:
-        """GOAWAY written past h2's state machine, so the streams already open can still finish."""
+        """GOAWAY with the highest stream id opened so far: the streams already open can still finish."""
         if self.goaway_sent and code == 0:
             return
         self.goaway_sent = True
+        self.conn.goaway(code)
         self._flush()
-        frame = GoAwayFrame(0, last_stream_id=self.conn.highest_inbound_stream_id, error_code=code)
-        if not self.closed:
-            self.transport.write(frame.serialize())
 
     def _close(self) -> None:
         if not self.closed:
@@ -909,7 +866,7 @@ class HTTP2Protocol(asyncio.Protocol):
         """Graceful shutdown: GOAWAY now; close once the open streams are done."""
         if self.closed:
             return
-        self._goaway(ErrorCodes.NO_ERROR)
+        self._goaway(NO_ERROR)
         for stream in list(self.streams.values()):
             if type(stream) is H2WebSocket and stream.session is not None:
                 stream.session.shutdown()  # Close 1001
@@ -932,7 +889,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 self.conn.ping(b"keepaliv")
                 self._flush()
         if not self.streams and now - max(self.idle_since, self.last_recv) > self.server.keep_alive_timeout:
-            self._goaway(ErrorCodes.NO_ERROR)
+            self._goaway(NO_ERROR)
             self._close()
 
 
@@ -970,9 +927,10 @@ def h2c_upgrade(h1: Any, head: RequestHead) -> bool:
     server = h1.server
     proto = HTTP2Protocol(server)
     try:
-        proto.conn.initiate_upgrade_connection(settings[0])
-    except (H2Error, ValueError, TypeError):
+        proto.conn.initiate_upgrade(settings[0])
+    except ValueError:
         return False
+    proto.started = True
     from .h1 import CLOSED
 
     transport = h1.transport

@@ -39,3 +39,13 @@ def test_all_atoms_and_escaping(server_factory) -> None:  # type: ignore[no-unty
         assert lines[2].split("|")[8] == "13"  # streamed body: bytes actually sent
         assert all("\x85" not in ln for ln in lines)
         assert len(srv.output().splitlines()) == len(srv.output().split("\n")) - 1  # no injected line breaks
+
+
+def test_malformed_requests_are_logged(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A request rejected before it parsed (here a bare LF) is logged like nginx logs one: "-" fields."""
+    with server_factory([*APP, "--access-log"]) as srv:
+        with Conn(srv.port) as c:
+            c.send(b"GET /bad HTTP/1.1\nHost: x\r\n\r\n")
+            assert c.read_response().status == 400
+        line = poll(lambda: [ln for ln in srv.output().splitlines() if '"- - -"' in ln])[0]
+        assert re.fullmatch(r'\[.+\] 127\.0\.0\.1 - "- - -" 400 \d+\.\d{3}', line), line

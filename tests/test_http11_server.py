@@ -228,3 +228,34 @@ def test_http1_buffer_size(server_factory) -> None:  # type: ignore[no-untyped-d
             assert c.request(get("/", "X-A: " + "a" * 1500)).status == 200
             r = c.request(get("/", "X-A: " + "a" * 1500, "X-B: " + "b" * 1500))
             assert r.status == 431 and c.is_closed()
+
+
+def test_http2_preface_split_across_reads_is_still_detected(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """With --http auto, a prior-knowledge client whose preface arrives in pieces ("PR" first) gets
+    HTTP/2, not a 400 for a malformed HTTP/1.1 request line."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    with server_factory(["--interface", "asgi", "core_apps:app"]) as srv:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+        conn.initiate_connection()
+        conn.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":path", "/hello"),
+                              (":authority", "localhost")], end_stream=True)
+        data = conn.data_to_send()
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for piece in (data[:1], data[1:3], data[3:]):
+                sock.sendall(piece)
+            status = None
+            ended = False
+            while not ended:
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed before the HTTP/2 response"
+                for event in conn.receive_data(chunk):
+                    if isinstance(event, h2.events.ResponseReceived):
+                        status = dict(event.headers)[b":status"]
+                    elif isinstance(event, h2.events.StreamEnded):
+                        ended = True
+                sock.sendall(conn.data_to_send())
+        assert status == b"200"

@@ -173,6 +173,8 @@ class HTTP1Protocol(asyncio.Protocol):
             while (self.cycle is None and self.buf and not self.body_mode and self.phase != CLOSED
                    and self.parked is None):
                 if self.first:
+                    if len(self.buf) < 4 and b"PRI "[:len(self.buf)] == self.buf:
+                        return  # may still become the HTTP/2 preface: wait for more bytes
                     self.first = False
                     if self.buf[:4] == b"PRI " and server.h2_preface is not None:
                         data, self.buf = self.buf, b""
@@ -333,10 +335,15 @@ class HTTP1Protocol(asyncio.Protocol):
         if self.phase == CLOSED:
             return
         logger.debug("rejecting request from %s: %s %s", self.client, status, reason)
-        self.transport.write(error_response(status, reason, self.server.date))
+        response = error_response(status, reason, self.server.date)
+        self.transport.write(response)
         self.resp_status = status
         if self.server.access_log and self.head is None:
-            self.t0 = time.perf_counter()
+            # a request that never parsed: logged like nginx logs a bad request, with "-" fields
+            client = self.client
+            log_access(self.server.access_fmt, AccessRecord(
+                client[0] if client else "-", "-", "-", b"", "-", self.scheme, status,
+                len(response) - response.index(b"\r\n\r\n") - 4, time.perf_counter(), []))
         self._close(linger=True)
 
     def _close(self, linger: bool = False) -> None:

@@ -102,6 +102,10 @@ class Config:
                                         group="http", compat_only=True)
     keep_alive_timeout: float = option(60.0, "Seconds an idle keep-alive connection is kept open.", "float",
                                        minimum=0.1, group="http", granian=False)
+    request_body_timeout: float = option(60.0, "Seconds a client may pause while sending a request body (like "
+                                         "nginx's client_body_timeout); then 408 (or, once the response started, "
+                                         "the connection closes) and the app sees a disconnect.", "float",
+                                         minimum=0.1, group="http", granian=False)
     limit_request_line: int = option(8190, "Maximum request line length (bytes); longer gets 414.", "int",
                                      minimum=64, group="http", granian=False)
     limit_request_fields: int = option(100, "Maximum number of request header fields; more gets 431.", "int",

@@ -69,3 +69,26 @@ def test_keep_alive_timeout(server_factory) -> None:  # type: ignore[no-untyped-
             assert c.is_closed(timeout=5)
             assert 0.9 < time.monotonic() - start < 4
             assert c.buf == b""  # closed silently, no 408 for an idle keep-alive connection
+
+
+def test_request_body_read_timeout(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A client that stops sending a body the app is reading gets 408 after --request-body-timeout, and the
+    app sees the disconnect (ASGI: http.disconnect, so the echo app never answers); a client that keeps
+    sending, however slowly, and an app that does not read are never cut off."""
+    # the server's clock ticks once a second, so a timeout fires between (timeout - 1) and (timeout + 1) s
+    with server_factory([*APP, "--request-body-timeout", "2"]) as srv:
+        with Conn(srv.port) as c:
+            c.send(get("/echo", "Content-Length: 10", method="POST") + b"abc")
+            start = time.monotonic()
+            r = c.read_response()
+            assert r.status == 408 and r.header("connection") == b"close" and c.is_closed()
+            assert 0.9 < time.monotonic() - start < 5
+        with Conn(srv.port) as c:  # trickling keeps the request alive: each read restarts the timer
+            c.send(get("/echo", "Content-Length: 4", method="POST"))
+            for byte in (b"w", b"x", b"y", b"z"):  # 2 s in all, 0.5 s apart
+                time.sleep(0.5)
+                c.send(byte)
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"wxyz"
+        with Conn(srv.port) as c:  # a slow app whose request body already arrived is not cut off
+            assert c.request(get("/sleep?3.2", method="POST", body=b"unread")).body == b"slept"

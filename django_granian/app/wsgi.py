@@ -362,7 +362,7 @@ class WSGIInterface(HTTPInterface):
         self.threads = threads
         self.executor = ThreadPool(threads)
         self.multiprocess = multiprocess
-        self.body_timeout = max(server.header_timeout, 1.0)
+        self.body_timeout = server.body_timeout
         script_name = server.root_path
         self.base_environ = {
             "SCRIPT_NAME": script_name,

@@ -230,9 +230,11 @@ class HTTP1Protocol(asyncio.Protocol):
             self.body_mode = 2
             self.decoder = ChunkedDecoder(server.limits)
             self.body_total = 0
+            self.since = server.now  # the body read timeout runs from here and from every body read
         elif head.content_length:
             self.body_mode = 1
             self.body_left = head.content_length
+            self.since = server.now
         else:
             self.body_mode = 0
         if head.upgrade is not None:
@@ -274,6 +276,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def _body_data(self, data: bytes) -> bytes:
         """Consume request body bytes; returns what follows the body (a pipelined request)."""
         cycle = self.cycle
+        self.since = self.server.now
         if self.body_mode == 1:
             left = self.body_left
             if len(data) <= left:
@@ -403,6 +406,13 @@ class HTTP1Protocol(asyncio.Protocol):
             if now - self.since > self.server.header_timeout:
                 self.body_mode = 0
                 self._close()
+        elif (self.body_mode and self.cycle is not None and not self.reading_paused and not self.pressure_paused
+              and not (self.expect_100 and not self.continue_sent)):
+            # a request body that stopped arriving while we are reading it (the client stalled, not the
+            # app: a paused read or an unsent 100 Continue never counts): 408, the app sees a disconnect
+            if now - self.since > self.server.body_timeout:
+                logger.debug("request body from %s stalled for %.0fs", self.client, now - self.since)
+                self._body_error(408, "request body not received in time")
 
     def shutdown(self) -> None:
         """Graceful shutdown: close idle connections now, busy ones after their response."""

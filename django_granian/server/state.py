@@ -35,6 +35,7 @@ class ServerState:
         self.keep_alive = config.http1_keep_alive
         self.keep_alive_timeout = config.keep_alive_timeout
         self.header_timeout = config.http1_header_read_timeout / 1000.0
+        self.body_timeout = config.request_body_timeout
         prefix = config.url_path_prefix or ""
         self.root_path = prefix
         self.prefix_bytes = prefix.encode("latin-1")

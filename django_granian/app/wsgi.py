@@ -25,7 +25,8 @@ STREAM_HIGH_WATER = 256 * 1024
 # start_response header lists by value -> their latin-1 encoded tuple. Apps send the same few header
 # sets again and again; the same encoded tuple object also lets the channel find its serialised
 # header block by identity.
-_ENCODED: dict[tuple, tuple[tuple[bytes, bytes], ...]] = {}
+_ENCODED: dict[tuple, tuple[tuple[tuple[bytes, bytes], ...], int]] = {}  # -> (encoded, content-length or -1)
+_STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
 INPUT_HIGH_WATER = 256 * 1024
 
 
@@ -175,7 +176,7 @@ EMPTY_INPUT = _EmptyInput()
 
 class WSGICycle:
     __slots__ = ("app", "environ", "channel", "loop", "executor", "input", "disconnected", "status", "headers",
-                 "head_sent", "sent", "written", "finished")
+                 "head_sent", "sent", "written", "finished", "length")
 
     def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
                  executor: ThreadPool, body_input: WSGIInput | None) -> None:
@@ -188,6 +189,7 @@ class WSGICycle:
         self.disconnected = False
         self.status: int | None = None
         self.headers: Any = ()
+        self.length = -1  # the response's content-length, -1 when it has none
         self.head_sent = False
         self.sent = 0  # bytes handed to the loop (app thread)
         self.written = 0  # bytes written by the loop
@@ -257,25 +259,36 @@ class WSGICycle:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit() or status[3:4] not in ("", " "):
-            raise ValueError(f"invalid WSGI status {status!r}")
+        code = _STATUS_CODES.get(status) if type(status) is str else None
+        if code is None:
+            if not isinstance(status, str) or len(status) < 3 or not status[:3].isdigit() \
+                    or status[3:4] not in ("", " "):
+                raise ValueError(f"invalid WSGI status {status!r}")
+            code = int(status[:3])
+            if len(_STATUS_CODES) < 1024:
+                _STATUS_CODES[status] = code
         key: tuple | None
         try:
             key = tuple(headers)
-            encoded = _ENCODED.get(key)
+            entry = _ENCODED.get(key)
         except TypeError:  # unhashable pairs: encode every time
-            key = encoded = None
-        if encoded is None:
+            key = entry = None
+        if entry is None:
             try:
                 encoded = tuple([(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
             except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
                 raise TypeError(f"WSGI headers must be a list of (str, str) latin-1 pairs: {exc}") from None
+            length = -1
+            for name, value in encoded:
+                if name.lower() == b"content-length" and value.isdigit():
+                    length = int(value)
+            entry = (encoded, length)
             if key is not None:
                 if len(_ENCODED) >= 1024:
                     _ENCODED.clear()
-                _ENCODED[key] = encoded
-        self.headers = encoded
-        self.status = int(status[:3])
+                _ENCODED[key] = entry
+        self.headers, self.length = entry
+        self.status = code
         return self._write
 
     def _write(self, data: bytes) -> None:
@@ -309,10 +322,7 @@ class WSGICycle:
                     body = bytes(body)
                 self._send(body, True)
                 return
-            length = -1
-            for name, value in self.headers:
-                if name.lower() == b"content-length" and value.isdigit():
-                    length = int(value)
+            length = self.length
             total = 0
             for chunk in result:
                 if self.disconnected:

@@ -14,6 +14,7 @@ from collections import deque
 from typing import Any, AsyncIterator, Iterator
 
 from ..protocol.http11 import RequestHead
+from .encoding import encode_headers
 from .http import BodyWaiter, start_task
 from .interface import HTTPInterface
 from .scope import decode_path
@@ -113,11 +114,11 @@ def _addr(addr: Any) -> str:
     return f"{host}:{port}" if port is not None else str(host)
 
 
-def _encode_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+def _encode_headers(headers: Any) -> Any:
     try:
-        return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-    except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
-        raise RSGIProtocolError(f"response headers must be a list of (str, str) latin-1 pairs: {exc}") from None
+        return encode_headers(headers)[0]
+    except TypeError as exc:
+        raise RSGIProtocolError(f"response {exc}") from None
 
 
 _PENDING, _STREAMING, _DONE = 0, 1, 2

@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 from ..protocol.http11 import RequestHead
+from .encoding import encode_headers
 from .interface import HTTPInterface
 from .scope import strip_prefix, wsgi_path
 from .threadpool import ThreadPool
@@ -22,10 +23,6 @@ from .threadpool import ThreadPool
 logger = logging.getLogger("django_granian.app")
 
 STREAM_HIGH_WATER = 256 * 1024
-# start_response header lists by value -> their latin-1 encoded tuple. Apps send the same few header
-# sets again and again; the same encoded tuple object also lets the channel find its serialised
-# header block by identity.
-_ENCODED: dict[tuple, tuple[tuple[tuple[bytes, bytes], ...], int]] = {}  # -> (encoded, content-length or -1)
 _STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
 INPUT_HIGH_WATER = 256 * 1024
 
@@ -267,26 +264,10 @@ class WSGICycle:
             code = int(status[:3])
             if len(_STATUS_CODES) < 1024:
                 _STATUS_CODES[status] = code
-        key: tuple | None
         try:
-            key = tuple(headers)
-            entry = _ENCODED.get(key)
-        except TypeError:  # unhashable pairs: encode every time
-            key = entry = None
-        if entry is None:
-            try:
-                encoded = tuple([(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers])
-            except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
-                raise TypeError(f"WSGI headers must be a list of (str, str) latin-1 pairs: {exc}") from None
-            length = -1
-            for name, value in encoded:
-                if name.lower() == b"content-length" and value.isdigit():
-                    length = int(value)
-            entry = (encoded, length)
-            if key is not None:
-                if len(_ENCODED) >= 1024:
-                    _ENCODED.clear()
-                _ENCODED[key] = entry
+            entry = encode_headers(headers)
+        except TypeError as exc:
+            raise TypeError(f"WSGI {exc}") from None
         self.headers, self.length = entry
         self.status = code
         return self._write

@@ -372,6 +372,24 @@ def test_rapid_reset_gets_goaway_enhance_your_calm(h2srv):
     fresh.close()
 
 
+def test_streams_above_the_limit_are_refused_not_fatal(h2srv):
+    """RFC 9113 section 5.1.2: the 51st concurrent stream (limit 50) gets REFUSED_STREAM; the others
+    and the connection carry on."""
+    from collections import deque
+
+    client = H2Client(h2srv.port)
+    client.pump(lambda: client.conn.remote_settings.max_concurrent_streams == 50)
+    client.conn.remote_settings._settings[SettingCodes.MAX_CONCURRENT_STREAMS] = deque([1000])  # let it overshoot
+    slow = [client.request("/slow?0.5") for _ in range(50)]
+    extra = client.request("/")
+    client.pump(lambda: client.done(extra))
+    assert client.of(extra, h2.events.StreamReset)[0].error_code == ErrorCodes.REFUSED_STREAM
+    for sid in slow:
+        assert client.response(sid)[1] == b"slow done"
+    assert client.response(client.request("/"))[1] == b"Hello, world!"
+    client.close()
+
+
 def test_ping_flood_gets_goaway(h2srv):
     client = H2Client(h2srv.port)
     client.auto_ack = True

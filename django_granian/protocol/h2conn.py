@@ -88,6 +88,8 @@ _U32 = Struct(">L")
 _U32x2 = Struct(">LL")
 _SETTING = Struct(">HL")
 _unpack_u32 = _U32.unpack_from
+_STREAM_FRAMES = frozenset({DATA, HEADERS, PRIORITY, RST_STREAM, PUSH_PROMISE, CONTINUATION})
+_CONNECTION_FRAMES = frozenset({SETTINGS, PING, GOAWAY})
 
 
 class H2ConnectionError(Exception):
@@ -213,6 +215,7 @@ class H2ServerConnection:
         self.hb_parts: list[bytes] = []
         self.hb_end = False
         self.hb_size = 0
+        self.self_dependency = False
         # prepended to the first header block we send (the HPACK dynamic table size update of a
         # stateless encoder, see protocol/http2.py)
         self.header_prefix = b""
@@ -271,7 +274,7 @@ class H2ServerConnection:
             lt, flags, sid = _unpack_frame(data, pos)
             length = lt >> 8
             if length > self.recv_max_frame:
-                self._fail(FRAME_SIZE_ERROR, f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE")
+                self._oversized(lt & 0xFF, sid & 0x7FFFFFFF, length)
             end = pos + 9 + length
             if end > n:
                 break
@@ -377,6 +380,8 @@ class H2ServerConnection:
                 last, code = _U32x2.unpack_from(data, start)
                 self.on_goaway(code, last & 0x7FFFFFFF)
             elif ftype == PUSH_PROMISE:
+                if length < (5 if flags & PADDED else 4):
+                    self._fail(FRAME_SIZE_ERROR, "PUSH_PROMISE too short")
                 self._fail(PROTOCOL_ERROR, "clients cannot push (PUSH_PROMISE)")
             # unknown frame types are ignored (RFC 9113 section 5.5)
             if self.dead:
@@ -385,6 +390,13 @@ class H2ServerConnection:
             rest = data[pos:]
             self.buf = bytearray(rest)
             self.need = 9 + (int.from_bytes(rest[:3], "big") if len(rest) >= 9 else 0)
+
+    def _oversized(self, ftype: int, sid: int, length: int) -> NoReturn:
+        """A frame above SETTINGS_MAX_FRAME_SIZE (seen from its header: the body is not waited for);
+        a frame on the wrong kind of stream is reported as that, first, like h2 does."""
+        if (not sid and ftype in _STREAM_FRAMES) or (sid and ftype in _CONNECTION_FRAMES):
+            self._fail(PROTOCOL_ERROR, f"frame type {ftype} on stream {sid}")
+        self._fail(FRAME_SIZE_ERROR, f"frame of {length} bytes exceeds SETTINGS_MAX_FRAME_SIZE")
 
     def _preface(self, data: bytes) -> bytes:
         want = self.preface_left
@@ -409,7 +421,7 @@ class H2ServerConnection:
             if end - start < 5:
                 self._fail(FRAME_SIZE_ERROR, "HEADERS priority fields missing")
             if _unpack_u32(data, start)[0] & 0x7FFFFFFF == sid:
-                self._fail(PROTOCOL_ERROR, f"stream {sid} depends on itself")
+                self.self_dependency = True  # a connection error once the block is decoded (like h2)
             start += 5
         end -= pad
         if end < start:
@@ -422,8 +434,10 @@ class H2ServerConnection:
         parts = self.hb_parts
         parts.append(data[start:end])
         self.hb_size += end - start
-        if len(parts) > MAX_CONTINUATIONS + 1 or self.hb_size > self.max_header_list_size + 65536:
-            self._fail(ENHANCE_YOUR_CALM, "header block too large (CONTINUATION flood)")
+        if len(parts) > MAX_CONTINUATIONS:
+            self._fail(PROTOCOL_ERROR, "too many CONTINUATION frames")
+        if self.hb_size > self.max_header_list_size + 65536:
+            self._fail(ENHANCE_YOUR_CALM, "header block larger than SETTINGS_MAX_HEADER_LIST_SIZE allows")
         if flags & END_HEADERS:
             self.hb_sid = 0
             self.hb_parts = []
@@ -458,12 +472,16 @@ class H2ServerConnection:
 
     def _header_block(self, sid: int, block: bytes, end: int | bool) -> None:
         entry = self._decode(block)  # always decoded: the HPACK state is shared by the connection
+        self_dependency = self.self_dependency
+        self.self_dependency = False
         stream = self.streams.get(sid)
         if stream is None:
             if sid > self.highest:
                 if not sid & 1:
                     self._fail(PROTOCOL_ERROR, "clients must use odd stream ids")
                 self.highest = sid
+                if self_dependency:
+                    self._fail(PROTOCOL_ERROR, f"stream {sid} depends on itself")
                 if len(self.streams) >= self.max_streams:
                     self.out.append(frame(RST_STREAM, 0, sid, _U32.pack(REFUSED_STREAM)))
                     self._remember(sid, _RESET_SENT)
@@ -491,6 +509,8 @@ class H2ServerConnection:
         if stream.remote_closed:  # half-closed (remote): stream error STREAM_CLOSED
             self._stream_error(sid, STREAM_CLOSED)
             return
+        if self_dependency:
+            self._fail(PROTOCOL_ERROR, f"stream {sid} depends on itself")
         if not end:  # a second HEADERS must be trailers and end the stream (section 8.1)
             self._stream_error(sid, PROTOCOL_ERROR)
             return
@@ -611,8 +631,8 @@ class H2ServerConnection:
     def _remember(self, sid: int, how: int) -> None:
         closed = self.closed
         closed[sid] = how
-        if len(closed) > CLOSED_MEMORY:
-            del closed[next(iter(closed))]
+        if len(closed) > 2 * CLOSED_MEMORY:  # keep the newest (amortised: one rebuild per CLOSED_MEMORY)
+            self.closed = dict(list(closed.items())[-CLOSED_MEMORY:])
 
     def _closed(self, sid: int, how: int) -> None:
         del self.streams[sid]

@@ -480,6 +480,20 @@ def test_graceful_shutdown_goaway_lets_streams_finish(server_factory):
         client.close()
 
 
+def test_adaptive_window_grows_with_the_bandwidth_delay_product(server_factory):
+    args = [*APP, "--http2-adaptive-window", "--http2-initial-stream-window-size", "65535",
+            "--http2-initial-connection-window-size", "65535"]
+    with server_factory(args) as srv:
+        client = H2Client(srv.port)
+        client.pump(lambda: client.conn.remote_settings.initial_window_size == 65535)
+        payload = b"w" * (4 * 1024 * 1024)
+        headers, body = client.response(client.request("/echo", method="POST", body=payload))
+        assert body == payload
+        assert client.conn.remote_settings.initial_window_size > 65535  # grown by SETTINGS
+        assert any(isinstance(e, h2.events.PingReceived) for e in client.events)  # the BDP probes
+        client.close()
+
+
 def test_keep_alive_ping_and_idle(server_factory):
     with server_factory([*APP, "--http2-keep-alive-interval", "500", "--http2-keep-alive-timeout", "1"]) as srv:
         client = H2Client(srv.port)

@@ -27,6 +27,12 @@ async def hello(scope, receive, send):
     await send({"type": "http.response.body", "body": b"Hello, world!"})
 
 
+async def read_then_hello(scope, receive, send):
+    """Answers after the whole request, like a static file server (what h2spec expects of "/")."""
+    if await read_body(receive) is not None:
+        await hello(scope, receive, send)
+
+
 async def read_body(receive):
     body = bytearray()
     while True:
@@ -144,6 +150,7 @@ ROUTES = {
     "/pathsend": pathsend,
     "/slow": slow,
     "/bad-header": bad_header,
+    "/read-then-hello": read_then_hello,
 }
 
 

@@ -139,6 +139,8 @@ def test_stateless_response_encoding_decodes_with_plain_hpack():
         assert (length, present) == (-1, 0)
         assert not decoder.header_table.dynamic_entries
     assert response_block(200, [(b"Date", b"x"), (b"content-length", b"3")])[1:] == (3, 1)
+    generated = response_block(200, ((b"x-gen", b"1") for _ in range(1)))  # any iterable, read once
+    assert decoder.decode(generated[0], raw=True) == [(b":status", b"200"), (b"x-gen", b"1")]
     assert decoder.decode(encode_fields([(b"x-sum", b"1")]), raw=True) == [(b"x-sum", b"1")]
 
 

@@ -237,7 +237,8 @@ class H2ServerConnection:
         Raises ValueError for a bad ``HTTP2-Settings`` value (the request is then served as HTTP/1.1).
         """
         try:
-            payload = base64.urlsafe_b64decode(settings_header + b"=" * (-len(settings_header) % 4))
+            payload = base64.b64decode(settings_header + b"=" * (-len(settings_header) % 4), altchars=b"-_",
+                                       validate=True)
         except (binascii.Error, ValueError) as exc:
             raise ValueError(f"invalid HTTP2-Settings: {exc}") from None
         if len(payload) % 6:

@@ -329,8 +329,10 @@ def response_block(status: int, headers: Any) -> tuple[bytes, int, int]:
     ``(block, content-length or -1, defaults present)`` where the last is a bit mask of the
     default fields the app set itself (1: ``date``, 2: ``server``); the caller appends the others.
     Raises :class:`ResponseHeaderError` like :func:`response_headers`."""
+    if type(headers) is not tuple:
+        headers = tuple(headers)  # any iterable, read once (a generator must not be consumed twice)
     try:
-        key: Any = (status, headers if type(headers) is tuple else tuple(headers))
+        key: Any = (status, headers)
         info = _RESPONSES.get(key)
     except TypeError:  # unhashable pairs (lists): validate and encode every time
         key = info = None

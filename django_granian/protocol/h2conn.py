@@ -77,6 +77,8 @@ DEFAULT_WINDOW = 65535
 DEFAULT_MAX_FRAME = 16384
 MAX_CONTINUATIONS = 64  # CONTINUATION frames per header block (like h2), against CONTINUATION floods
 CLOSED_MEMORY = 1024  # how many closed streams are remembered (to tell how they were closed)
+MEMO_BLOCKS = 64  # memoised header blocks per connection
+MEMO_BLOCK_BYTES = 4096  # ... each at most this big, encoded and decoded
 
 # how a stream was closed (remembered for frames that arrive later)
 _RESET_SENT, _RESET_RECEIVED, _ENDED = 1, 2, 3
@@ -464,9 +466,12 @@ class H2ServerConnection:
         entry = HeaderBlock(headers)  # type: ignore[arg-type]
         blocks = self.blocks
         if len(entries) == count and (not count or entries[0] is first) and table.maxsize == size:
-            if len(blocks) >= 256:
-                blocks.clear()
-            blocks[block] = entry
+            # memoised only while small (a few table references can decode to kilobytes): the memo
+            # costs at most MEMO_BLOCKS x MEMO_BLOCK_BYTES per connection
+            if len(block) <= MEMO_BLOCK_BYTES and sum([len(n) + len(v) for n, v in headers]) <= MEMO_BLOCK_BYTES:
+                if len(blocks) >= MEMO_BLOCKS:
+                    blocks.clear()
+                blocks[block] = entry
         elif blocks:
             blocks.clear()  # the table changed: memoised blocks may now decode differently
         return entry

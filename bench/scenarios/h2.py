@@ -13,7 +13,8 @@ register(Scenario(
         Server("django-granian --http 2", [*DJANGO_GRANIAN, "--interface", "asgi", "--http", "2", APP]),
         Server("granian --http 2", [*GRANIAN, "--interface", "asgi", "--http", "2", APP], versions=["granian"]),
         Server("hypercorn", ["{python}", "-m", "hypercorn", "--bind", "{host}:{port}", "--workers", "1",
-                             "--log-level", "warning", APP], requires=["py:hypercorn"], versions=["hypercorn", "h2"]),
+                             "--log-level", "warning", "--config", "python:bench.apps.hypercorn_unlimited", APP],
+               requires=["py:hypercorn"], versions=["hypercorn", "h2"]),
     ],
     workloads=[Workload("GET / h2", "/", H2Load(clients=16, streams=10))],
     notes="h2load reports no latency percentiles: the p50 column is h2load's mean time per request. "

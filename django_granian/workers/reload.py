@@ -83,11 +83,15 @@ def watcher_main(config: Config, chan: socket.socket, paths: list[str], watch_fi
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when we stop
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         parent = os.getppid()
+        ready = False
         for changes in watchfiles.watch(*paths, watch_filter=watch_filter, step=config.reload_tick,
                                         debounce=max(config.reload_tick * 4, 200), rust_timeout=1000,
                                         yield_on_timeout=True, raise_interrupt=False):
             if os.getppid() != parent:
                 break
+            if not ready:  # the first yield (at the latest after rust_timeout): the watches are in place
+                ready = True
+                chan.sendall(b"R\n")
             if not changes:
                 continue
             names = sorted({os.path.relpath(path) for _, path in changes})

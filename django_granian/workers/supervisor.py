@@ -407,9 +407,17 @@ class Supervisor:
             return
         if self.stopping:
             return
-        names = [line[1:].decode("utf-8", "replace") for line in data.split(b"\n") if line.startswith(b"C")]
-        logger.info("Changes detected in %s: reloading", ", ".join(names)[:300] or "watched files")
-        self._new_generation(time.monotonic(), parallel=True)
+        lines = data.split(b"\n")
+        names = [line[1:].decode("utf-8", "replace") for line in lines if line.startswith(b"C")]
+        if names:
+            logger.info("Changes detected in %s: reloading", ", ".join(names)[:300])
+            self._new_generation(time.monotonic(), parallel=True)
+        elif b"R" in lines:
+            logger.debug("reload watcher ready")
+            if self.waiting_for_change:
+                # a fix saved while the watcher was still starting would go unnoticed: try once more
+                logger.info("Retrying the failed start once, in case the code changed while the watcher started")
+                self._new_generation(time.monotonic(), parallel=True)
 
     # -- children that exited -------------------------------------------------------------------------------
     def _reap(self, now: float) -> None:

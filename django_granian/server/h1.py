@@ -17,7 +17,7 @@ from typing import Any
 
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
-from ..protocol.http11 import ChunkedDecoder, RequestHead, error_response, parse_head, status_line
+from ..protocol.http11 import STATUS_LINES, ChunkedDecoder, RequestHead, error_response, parse_head, status_line
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
@@ -443,7 +443,7 @@ class HTTP1Protocol(asyncio.Protocol):
         block, content_length, has_server, has_date, close = info
         if close:
             self.keep_alive = False
-        block = status_line(status) + block
+        line = STATUS_LINES.get(status) or status_line(status)
         server = self.server
         if has_date or has_server:
             extra = (b"" if has_date else server.date) + (b"" if has_server or not server.server_header
@@ -463,8 +463,9 @@ class HTTP1Protocol(asyncio.Protocol):
             framing = b""
             self.resp_left = content_length
         elif end:
-            framing = b"content-length: " + str(len(body)).encode() + b"\r\n"
-            self.resp_left = len(body)
+            size = len(body)
+            framing = _LENGTH_LINES.get(size) or _length_line(size)
+            self.resp_left = size
         elif self.http10:
             self.keep_alive = False
             framing = b""
@@ -485,10 +486,13 @@ class HTTP1Protocol(asyncio.Protocol):
                 payload = b"%x\r\n%b\r\n%b" % (len(body), body, b"0\r\n\r\n" if end else b"")
             else:
                 payload = b"0\r\n\r\n" if end else b""
+        elif end and len(body) == self.resp_left:  # the common case: the whole declared body at once
+            self.resp_left = 0
+            payload = body
         else:
             payload = self._clip(body, end) if body or end else body
         self.resp_bytes = len(body)
-        self.transport.write(block + extra + framing + conn + b"\r\n" + payload)
+        self.transport.write(b"".join((line, block, extra, framing, conn, b"\r\n", payload)))
 
     def _clip(self, body: bytes, end: bool) -> bytes:
         left = self.resp_left
@@ -658,6 +662,16 @@ class _ServerResponse:
 
     def end_body(self) -> None:
         pass
+
+
+_LENGTH_LINES: dict[int, bytes] = {}
+
+
+def _length_line(size: int) -> bytes:
+    line = b"content-length: %d\r\n" % size
+    if len(_LENGTH_LINES) < 4096:
+        _LENGTH_LINES[size] = line
+    return line
 
 
 _BLOCKS: dict[tuple, tuple[bytes, int, bool, bool, bool]] = {}

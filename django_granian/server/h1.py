@@ -18,6 +18,7 @@ from typing import Any
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
 from ..protocol.http11 import STATUS_LINES, ChunkedDecoder, RequestHead, error_response, parse_head, status_line
+from .sockets import transport_peers
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
@@ -91,15 +92,8 @@ class HTTP1Protocol(asyncio.Protocol):
         self.transport = transport
         server = self.server
         server.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (peer[0], peer[1])
-        sock = transport.get_extra_info("sockname")
-        if isinstance(sock, tuple) and len(sock) >= 2:
-            self.server_addr = (sock[0], sock[1])
-        elif isinstance(sock, str) and sock:
-            self.server_addr = (sock, None)  # type: ignore[assignment]
-        if transport.get_extra_info("sslcontext") is not None:
+        self.client, self.server_addr, tls = transport_peers(transport)
+        if tls:
             self.scheme = "https"
         proxy = server.proxy
         self.peer_trusted = proxy is not None and proxy.trusts(self.client[0] if self.client else None)

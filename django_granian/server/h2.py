@@ -56,6 +56,7 @@ from ..protocol.http2 import (
 )
 from ..protocol.http11 import RequestHead
 from .h1 import _ServerResponse
+from .sockets import transport_peers
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
@@ -500,15 +501,8 @@ class HTTP2Protocol(asyncio.Protocol):
         self.transport = transport
         server = self.server
         server.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (peer[0], peer[1])
-        sock = transport.get_extra_info("sockname")
-        if isinstance(sock, tuple) and len(sock) >= 2:
-            self.server_addr = (sock[0], sock[1])
-        elif isinstance(sock, str) and sock:
-            self.server_addr = (sock, None)  # type: ignore[assignment]
-        if transport.get_extra_info("sslcontext") is not None:
+        self.client, self.server_addr, tls = transport_peers(transport)
+        if tls:
             self.scheme = "https"
             from .tls import tls_extension
 

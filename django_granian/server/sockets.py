@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+from typing import Any
 
 from ..config import Config, ConfigError
 
@@ -68,3 +69,19 @@ def describe_socket(sock: socket.socket, scheme: str = "http") -> str:
     if sock.family == socket.AF_INET6:
         return f"{scheme}://[{addr[0]}]:{addr[1]}"
     return f"{scheme}://{addr[0]}:{addr[1]}"
+
+
+def transport_peers(transport: Any) -> tuple[tuple[str, int] | None, Any, bool]:
+    """``(client, server_addr, tls)`` of an accepted connection, as ASGI's ``client``/``server``
+    want them: ``(host, port)`` tuples, a Unix socket's path as ``(path, None)``, None when unknown."""
+    client = None
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        client = (peer[0], peer[1])
+    server_addr: Any = None
+    sock = transport.get_extra_info("sockname")
+    if isinstance(sock, tuple) and len(sock) >= 2:
+        server_addr = (sock[0], sock[1])
+    elif isinstance(sock, str) and sock:
+        server_addr = (sock, None)
+    return client, server_addr, transport.get_extra_info("sslcontext") is not None

@@ -632,7 +632,7 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def respond(self, status: int, headers: Any, body: bytes) -> None:
         """A complete response produced by the server itself, not the app."""
-        self.cycle = marker = _ServerResponse()
+        self.cycle = marker = ServerResponse()
         self.send_head(status, headers, body, True)
         self.response_complete(marker)
 
@@ -643,8 +643,9 @@ class HTTP1Protocol(asyncio.Protocol):
         await send_file_response(self, status, headers, path)
 
 
-class _ServerResponse:
-    """Stands in for a request cycle when the server answers by itself."""
+class ServerResponse:
+    """Stands in for a request cycle when the server answers by itself (an error, a redirect, a static
+    file streaming out): the channel's current "cycle", so pipelined requests wait behind it."""
 
     __slots__ = ()
 

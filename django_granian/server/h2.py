@@ -55,7 +55,7 @@ from ..protocol.http2 import (
     trailer_headers,
 )
 from ..protocol.http11 import RequestHead
-from .h1 import _ServerResponse
+from .h1 import ServerResponse
 from .sockets import transport_peers
 from .state import ServerState
 
@@ -91,7 +91,7 @@ def _length_field(length: int) -> bytes:
     return encode_field(b"content-length", b"%d" % length)
 
 
-_SERVER_RESPONSE = _ServerResponse()
+_SERVER_RESPONSE = ServerResponse()
 
 
 class H2Stream:

@@ -26,6 +26,7 @@ import stat
 import time
 from typing import Any, Iterable
 
+from ..server.h1 import ServerResponse
 from ..server.sendfile import send_fd
 from .entry import ImmutableTest, Redirect, StaticFile, Variant, build_static_file, hashed_name_test, stamp_of
 from .headers import UNSATISFIABLE, accept_encoding, coding_quality, etag_matches, http_date, parse_range
@@ -50,21 +51,6 @@ class Mount:
         self.route = route.rstrip("/").encode("utf-8")  # "/" -> b""
         self.root = os.path.abspath(directory)
         self.real = os.path.realpath(directory)
-
-
-class _FileResponse:
-    """The channel's current "cycle" while a file body streams (keeps pipelined requests waiting)."""
-
-    __slots__ = ()
-
-    def disconnect(self) -> None:
-        pass
-
-    def feed_body(self, data: bytes) -> None:
-        pass
-
-    def end_body(self) -> None:
-        pass
 
 
 class StaticFiles:
@@ -340,7 +326,7 @@ class StaticFiles:
             entry.checked = float("-inf")  # re-stat on the next request
             channel.respond(404, _NOT_FOUND, b"Not Found\n")
             return
-        marker = _FileResponse()
+        marker = ServerResponse()
         channel.cycle = marker
         try:
             channel.send_head(status, headers, b"", count == 0)
@@ -356,7 +342,7 @@ class StaticFiles:
         start_task(_stream(channel, marker, fd, offset, count), channel.server.loop)
 
 
-async def _stream(channel: Any, marker: _FileResponse, fd: int, offset: int, count: int) -> None:
+async def _stream(channel: Any, marker: ServerResponse, fd: int, offset: int, count: int) -> None:
     try:
         await send_fd(channel, fd, offset, count)
     except Exception as exc:  # noqa: BLE001

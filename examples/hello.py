@@ -5,15 +5,21 @@ BODY = b"Hello, world!"
 _ASGI_HEADERS = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
 
 
+async def lifespan(receive, send):
+    """Acknowledge lifespan startup and shutdown (nothing to set up)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     await send({"type": "http.response.start", "status": 200, "headers": _ASGI_HEADERS})
     await send({"type": "http.response.body", "body": BODY})
 

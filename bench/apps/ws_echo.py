@@ -1,5 +1,7 @@
 """ASGI WebSocket echo (text and bytes) for the ``ws`` scenario; plain HTTP gets a 200 "ok"."""
 
+from examples.hello import lifespan
+
 
 async def app(scope, receive, send):
     if scope["type"] == "websocket":
@@ -19,10 +21,4 @@ async def app(scope, receive, send):
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
     elif scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)

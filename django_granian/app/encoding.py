@@ -13,6 +13,7 @@ EncodedHeaders = tuple[tuple[bytes, bytes], ...]
 
 _ENCODED: dict[tuple, tuple[EncodedHeaders, int]] = {}
 _MAX = 1024
+_MAX_BYTES = 4096  # bigger header sets are rarely repeated: encoded every time, never remembered
 
 
 def encode_headers(headers: Any) -> tuple[EncodedHeaders, int]:
@@ -30,11 +31,13 @@ def encode_headers(headers: Any) -> tuple[EncodedHeaders, int]:
     except (AttributeError, UnicodeEncodeError, ValueError, TypeError) as exc:
         raise TypeError(f"headers must be a list of (str, str) latin-1 pairs: {exc}") from None
     length = -1
+    size = 0
     for name, value in encoded:
+        size += len(name) + len(value)
         if name.lower() == b"content-length" and value.isdigit():
             length = int(value)
     entry = (encoded, length)
-    if key is not None:
+    if key is not None and size <= _MAX_BYTES:
         if len(_ENCODED) >= _MAX:
             _ENCODED.clear()
         _ENCODED[key] = entry

@@ -430,7 +430,7 @@ class HTTP1Protocol(asyncio.Protocol):
             key = info = None
         if info is None:
             info = header_block(headers)
-            if key is not None:
+            if key is not None and len(info[0]) <= _BLOCK_MAX_BYTES:
                 if len(_BLOCKS) >= _BLOCKS_MAX:
                     _BLOCKS.clear()
                 _BLOCKS[key] = info
@@ -671,6 +671,7 @@ def _length_line(size: int) -> bytes:
 
 _BLOCKS: dict[tuple, tuple[bytes, int, bool, bool, bool]] = {}
 _BLOCKS_MAX = 1024
+_BLOCK_MAX_BYTES = 4096  # bigger header sets (long CSPs, many cookies) are rarely repeated: not remembered
 
 
 def header_block(headers: Any) -> tuple[bytes, int, bool, bool, bool]:

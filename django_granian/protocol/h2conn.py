@@ -756,10 +756,14 @@ class H2ServerConnection:
                 self.out.append(_pack_frame(4 << 8 | WINDOW_UPDATE, 0, 0) + _U32.pack(increment))
         else:
             self.recv_unacked = unacked
-        if not sid:
-            return
+        if sid:
+            self.ack_stream(sid, size)
+
+    def ack_stream(self, sid: int, size: int) -> None:
+        """Like :meth:`ack`, for the window of stream ``sid`` only (the connection's share of these bytes
+        was given back already, with ``ack(0, size)``)."""
         stream = self.streams.get(sid)
-        if stream is None or stream.remote_closed:
+        if stream is None or stream.remote_closed or size <= 0:
             return  # no more data can come on it
         unacked = stream.recv_unacked + size
         window = stream.recv_window

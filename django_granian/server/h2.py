@@ -12,6 +12,12 @@ Flow control both ways: response data beyond the peer's windows waits in a per-s
 (``--http2-max-send-buffer-size`` makes the app's ``send`` wait); request data is acknowledged
 (WINDOW_UPDATE) as the request cycle takes it, so a slow reader holds at most a window's worth.
 
+Limits shared with HTTP/1.1: a request stream takes one of the worker's ``--backpressure`` slots
+while its exchange lasts; with none free it waits (FIFO with HTTP/1.1 requests in
+``ServerState.waiting``, its DATA kept and its stream window left closed) instead of failing.
+``--request-body-timeout`` answers 408 (or RST_STREAM(CANCEL) once the response started) to a stream
+whose body stopped arriving while the app waits for it with the window open.
+
 Entry points: :class:`HTTP2Protocol` (``--http 2``, and ALPN ``h2``), :func:`preface_takeover`
 (prior knowledge on a ``--http auto`` connection), :func:`h2c_upgrade` (``Upgrade: h2c``) and
 :func:`protocol_factory` (what the server hands to ``loop.create_server``).
@@ -101,7 +107,8 @@ class H2Stream:
         "conn", "codec", "stream_id", "head", "cycle", "client", "server_addr", "scheme", "peer_trusted",
         "extensions", "transport", "server", "pending", "pending_bytes", "pending_end", "trailers", "resp_status",
         "resp_bytes", "resp_left", "head_only", "local_done", "remote_done", "completed", "closed", "waiter",
-        "pressure", "unacked", "received", "t0", "continue_sent", "no_body",
+        "pressure", "unacked", "received", "t0", "continue_sent", "no_body", "parked", "counted", "held", "since",
+        "wants",
     )
 
     def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
@@ -135,6 +142,11 @@ class H2Stream:
         self.received = 0
         self.t0 = 0.0
         self.continue_sent = False
+        self.parked: list[bytes | None] | None = None  # waiting for a --backpressure slot: its body so far
+        self.counted = False  # holds a --backpressure slot
+        self.held = 0  # flow-controlled bytes whose connection window was given back, but not the stream's
+        self.since = 0.0  # --request-body-timeout: the head or the last DATA frame
+        self.wants = False  # the request cycle has asked for the body
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -168,8 +180,40 @@ class H2Stream:
         self.local_done = self.remote_done = True
         self.pending = None
         self.pending_bytes = 0
+        self.parked = None  # a parked stream gives up its place in ServerState.waiting
+        if self.counted:
+            self.counted = False
+            self.server.release_slot()
         self._wake()
         self.conn.stream_done(self)
+
+    def unpark(self) -> None:
+        """Called by ServerState when a --backpressure slot is free for this parked stream: dispatch
+        it, then hand its cycle the body received while it waited."""
+        server = self.server
+        server.slots_free += 1  # the slot reserved for us: _dispatch takes it again
+        buffered = self.parked
+        if buffered is None or self.closed:
+            server.wake_waiting()  # gone meanwhile: give the slot to the next one
+            return
+        self.parked = None
+        conn = self.conn
+        conn.dispatch(self, self.head)
+        ended = False
+        for data in buffered:
+            if data is None:
+                ended = True
+                break
+            cycle = self.cycle
+            if cycle is not None and not self.completed and not self.closed:
+                if not conn.feed(self, cycle, data):
+                    break
+        if ended and not self.closed:
+            conn._on_end(self)
+        if self.held and not self.pressure:
+            n, self.held = self.held, 0
+            self.codec.ack_stream(self.stream_id, n)
+        conn.schedule_flush()
 
     # -- the channel ------------------------------------------------------------------------------
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
@@ -328,6 +372,7 @@ class H2Stream:
         await waiter
 
     def want_body(self, cycle: Any) -> None:
+        self.wants = True
         if self.head.expect_continue and not self.continue_sent and not self.resp_status and not self.closed:
             self.continue_sent = True
             self.send_informational(100, ())
@@ -337,10 +382,18 @@ class H2Stream:
             self.pressure = True
         elif self.pressure:
             self.pressure = False
-            if self.unacked:
-                n, self.unacked = self.unacked, 0
-                self.codec.ack(self.stream_id, n)
+            self.since = self.server.now  # the window reopens: the client gets a full body timeout
+            if self.unacked or self.held:
+                self._ack_all()
                 self.conn.schedule_flush()
+
+    def _ack_all(self) -> None:
+        if self.unacked:
+            n, self.unacked = self.unacked, 0
+            self.codec.ack(self.stream_id, n)
+        if self.held:
+            n, self.held = self.held, 0
+            self.codec.ack_stream(self.stream_id, n)
 
     def response_complete(self, cycle: Any) -> None:
         if cycle is not self.cycle:
@@ -348,6 +401,11 @@ class H2Stream:
         self.cycle = None
         self.completed = True
         server = self.server
+        if self.counted:
+            self.counted = False
+            server.slots_free += 1
+            if server.waiting:
+                server.wake_waiting()
         if server.access_log:
             self._log_access()
         if server.metrics is not None:
@@ -359,9 +417,8 @@ class H2Stream:
             else:
                 self._send_data(b"", True)
                 self.conn.schedule_flush()
-        if self.unacked:
-            n, self.unacked = self.unacked, 0
-            self.codec.ack(self.stream_id, n)
+        if self.unacked or self.held:
+            self._ack_all()
 
     def abort(self, reason: str) -> None:
         logger.debug("resetting HTTP/2 stream %d from %s: %s", self.stream_id, self.client, reason)
@@ -614,12 +671,52 @@ class HTTP2Protocol(asyncio.Protocol):
         if self.max_body and head.content_length > self.max_body:
             stream.respond(413, _TEXT, b"Request body too large\n")
             return
+        if server.slots_free <= 0:
+            # --backpressure: every slot of this worker is busy; wait (not fail) for one, in arrival
+            # order with HTTP/1.1 requests. Its DATA is kept, and its window stays closed, meanwhile.
+            stream.parked = []
+            server.waiting.append(stream)
+            return
+        self.dispatch(stream, head)
+
+    def dispatch(self, stream: H2Stream, head: RequestHead) -> None:
+        """Start the request cycle of ``stream``, which takes a --backpressure slot."""
+        server = self.server
         server.count_request()
+        server.slots_free -= 1
+        stream.counted = True
+        stream.since = server.now
         cycle = server.interface.http(stream, head)
         if cycle is None or stream.closed:  # answered by the server itself (prefix 404, static file, ...)
+            if stream.counted and stream.cycle is None:
+                stream.counted = False
+                server.release_slot()
             return
         stream.cycle = cycle
         cycle.run()
+
+    def feed(self, stream: H2Stream, cycle: Any, data: bytes) -> bool:
+        """Request body bytes for the cycle of ``stream``; False when they went over
+        --limit-request-body (answered 413, or reset, and the cycle is told the client is gone)."""
+        max_body = self.max_body
+        if max_body:
+            stream.received += len(data)
+            if stream.received > max_body:
+                self._too_large(stream, cycle)
+                return False
+        stream.since = self.server.now
+        if data:
+            cycle.feed_body(data)
+        return True
+
+    def _too_large(self, stream: H2Stream, cycle: Any) -> None:
+        if not stream.resp_status:
+            stream.send_head(413, _TEXT, b"Request body too large\n", True)
+        stream.cycle = None
+        if not stream.closed:
+            self.conn.reset_stream(stream.stream_id, CANCEL)
+            stream._close()
+        cycle.disconnect()
 
     def _on_connect(self, stream: H2Stream, head: RequestHead) -> None:
         """CONNECT: RFC 8441 extended CONNECT with ``:protocol websocket`` starts a WebSocket."""
@@ -649,9 +746,20 @@ class HTTP2Protocol(asyncio.Protocol):
             self.conn.ack(sid, size)
             return
         cycle = stream.cycle
-        if cycle is None and type(stream) is H2WebSocket:
-            self._on_ws_data(stream, data, size)  # type: ignore[arg-type]
-        elif cycle is None or stream.completed:
+        if cycle is None:
+            if type(stream) is H2WebSocket:
+                self._on_ws_data(stream, data, size)  # type: ignore[arg-type]
+            elif stream.parked is not None:
+                # waiting for a --backpressure slot: keep the data; give back the connection's window
+                # (other streams must not starve), not the stream's (it bounds what we keep)
+                if data:
+                    stream.parked.append(data)
+                if size:
+                    self.conn.ack(0, size)
+                    stream.held += size
+            else:
+                self.conn.ack(sid, size)
+        elif stream.completed:
             self.conn.ack(sid, size)
         else:
             max_body = self.max_body
@@ -659,14 +767,9 @@ class HTTP2Protocol(asyncio.Protocol):
                 stream.received += len(data)
                 if stream.received > max_body:
                     self.conn.ack(sid, size)
-                    if not stream.resp_status:
-                        stream.send_head(413, _TEXT, b"Request body too large\n", True)
-                    stream.cycle = None
-                    if not stream.closed:
-                        self.conn.reset_stream(sid, CANCEL)
-                        stream._close()
-                    cycle.disconnect()
+                    self._too_large(stream, cycle)
                     return
+            stream.since = self.server.now
             if data:
                 cycle.feed_body(data)
             if size:
@@ -689,6 +792,9 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _on_end(self, stream: H2Stream) -> None:
         if stream.remote_done:
+            return
+        if stream.parked is not None:
+            stream.parked.append(None)  # replayed when the stream is dispatched
             return
         stream.remote_done = True
         if type(stream) is H2WebSocket:
@@ -882,9 +988,36 @@ class HTTP2Protocol(asyncio.Protocol):
                 self.ping_sent = now
                 self.conn.ping(b"keepaliv")
                 self._flush()
-        if not self.streams and now - max(self.idle_since, self.last_recv) > self.server.keep_alive_timeout:
-            self._goaway(NO_ERROR)
-            self._close()
+        if not self.streams:
+            if now - max(self.idle_since, self.last_recv) > self.server.keep_alive_timeout:
+                self._goaway(NO_ERROR)
+                self._close()
+            return
+        timeout = self.server.body_timeout
+        stalled = [stream for stream in self.streams.values()
+                   if stream.wants and not stream.remote_done and not stream.pressure and now - stream.since > timeout
+                   and stream.cycle is not None and not stream.completed
+                   and not (stream.head.expect_continue and not stream.continue_sent)]
+        if stalled:
+            for stream in stalled:
+                self._body_stalled(stream, now)
+            self._flush()
+
+    def _body_stalled(self, stream: H2Stream, now: float) -> None:
+        """--request-body-timeout: the app is waiting for a request body that stopped arriving although
+        its window is open (a paused window, an app that never asked, or an unsent 100 Continue never
+        count): 408 if no response started, else RST_STREAM(CANCEL); the app sees a disconnect."""
+        logger.debug("HTTP/2 request body of stream %d from %s stalled for %.0fs", stream.stream_id, self.client,
+                     now - stream.since)
+        cycle = stream.cycle
+        stream.cycle = None
+        if not stream.resp_status:
+            stream.send_head(408, _TEXT, b"Request body not received in time\n", True)
+        if not stream.closed:
+            self.conn.reset_stream(stream.stream_id, CANCEL)
+            stream._close()
+        if cycle is not None:
+            cycle.disconnect()
 
 
 # -- entry points ---------------------------------------------------------------------------------
@@ -943,11 +1076,11 @@ def h2c_upgrade(h1: Any, head: RequestHead) -> bool:
     proto.streams[1] = stream
     proto.in_receive = True
     try:
-        server.count_request()
-        cycle = server.interface.http(stream, upgraded)
-        if cycle is not None and not stream.closed:
-            stream.cycle = cycle
-            cycle.run()
+        if server.slots_free <= 0:  # --backpressure: wait for a slot, like any other stream
+            stream.parked = []
+            server.waiting.append(stream)
+        else:
+            proto.dispatch(stream, upgraded)
     finally:
         proto.in_receive = False
     proto._flush()

@@ -47,7 +47,8 @@ class ServerState:
         self.connections: set[Any] = set()
         self.lifespan_state: dict | None = None
         self.requests = 0  # served by this worker (max-requests, metrics)
-        # --backpressure: requests dispatched at once; HTTP/1.1 connections over the cap wait in `waiting`
+        # --backpressure: requests dispatched at once; HTTP/1.1 connections and HTTP/2 streams over the cap
+        # wait in `waiting` (one FIFO: objects with ``parked``, None once they gave up, and ``unpark()``)
         self.slots_free = config.backpressure or max(1, config.backlog // config.workers)
         self.waiting: deque[Any] = deque()
         self.on_request: Callable[[], None] | None = None  # set by the worker when max-requests applies
@@ -87,7 +88,7 @@ class ServerState:
         self._ticker = self.loop.call_later(1.0, self.tick)
 
     def release_slot(self) -> None:
-        """A request finished: hand its slot to the oldest waiting connection, if any."""
+        """A request finished: hand its slot to the oldest waiting connection or stream, if any."""
         self.slots_free += 1
         if self.waiting:
             self.wake_waiting()

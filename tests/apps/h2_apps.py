@@ -137,7 +137,64 @@ async def websocket_echo(scope, receive, send):
             await send({"type": "websocket.send", "bytes": message["bytes"]})
 
 
+# --backpressure and --request-body-timeout (tests/test_h2_limits.py): what the app saw, per worker
+SEEN = {"active": 0, "max": 0, "started": [], "body": []}
+
+
+async def counted(scope, receive, send):
+    """Records its start order (``?tag``) and the most requests in the app at once; sleeps 0.4 s
+    (``?tag&1.5``: 1.5 s), then echoes the request body."""
+    tag, _, delay = scope["query_string"].decode().partition("&")
+    SEEN["active"] += 1
+    SEEN["max"] = max(SEEN["max"], SEEN["active"])
+    SEEN["started"].append(tag)
+    try:
+        await asyncio.sleep(float(delay or "0.4"))
+        body = await read_body(receive)
+        if body is None:
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": tag.encode() + b":" + body})
+    finally:
+        SEEN["active"] -= 1
+
+
+async def seen(scope, receive, send):
+    body = json.dumps({k: SEEN[k] for k in ("active", "max", "started", "body")}).encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def watch_body(scope, receive, send):
+    """Reads the body, recording ``disconnect`` or its length; ``?started``: starts the response first."""
+    started = scope["query_string"] == b"started"
+    if started:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"early", "more_body": True})
+    body = await read_body(receive)
+    SEEN["body"].append("disconnect" if body is None else len(body))
+    if body is not None:
+        if not started:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % len(body)})
+
+
+async def sleep_then_read(scope, receive, send):
+    """Reads one body message, sleeps ``?<seconds>`` (an app that stops reading for a while: flow control
+    holds the client back), then reads the rest; answers the body's length."""
+    first = await receive()
+    await asyncio.sleep(float(scope["query_string"].decode() or "1"))
+    rest = await read_body(receive) if first.get("more_body") else b""
+    if rest is not None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"%d" % (len(first.get("body", b"")) + len(rest))})
+
+
 ROUTES = {
+    "/counted": counted,
+    "/__seen": seen,
+    "/watch-body": watch_body,
+    "/sleep-then-read": sleep_then_read,
     "/echo": echo,
     "/slow-reader": slow_reader,
     "/big": big,

@@ -49,3 +49,18 @@ def test_malformed_requests_are_logged(server_factory) -> None:  # type: ignore[
             assert c.read_response().status == 400
         line = poll(lambda: [ln for ln in srv.output().splitlines() if '"- - -"' in ln])[0]
         assert re.fullmatch(r'\[.+\] 127\.0\.0\.1 - "- - -" 400 \d+\.\d{3}', line), line
+
+
+def test_requests_the_server_answers_for_the_app_are_logged(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """A chunked body over --limit-request-body is found after the request reached the app: the server
+    answers 413 for it, and that exchange is logged once, with the request's own method and path."""
+    with server_factory([*APP, "--access-log", "--limit-request-body", "10"]) as srv:
+        with Conn(srv.port) as c:
+            c.send(get("/echo", "Transfer-Encoding: chunked", method="POST") + b"6\r\nxxxxxx\r\n6\r\nxxxxxx\r\n0\r\n\r\n")
+            assert c.read_response().status == 413
+        with Conn(srv.port) as c:
+            c.request(get("/hello"))  # a later request: its line proves the 413's line is already out
+        lines = poll(lambda: (found := [ln for ln in srv.output().splitlines() if '"' in ln]) and
+                     any("/hello" in ln for ln in found) and found)
+        assert [ln for ln in lines if '"POST /echo HTTP/1.1" 413' in ln] and len(
+            [ln for ln in lines if "/echo" in ln]) == 1, lines

@@ -318,8 +318,17 @@ class HTTP1Protocol(asyncio.Protocol):
         self.keep_alive = False
         cycle = self.cycle
         if self.resp_status == 0 and not self.discarding:
-            # the app has not answered yet: answer for it, then tell it the client is gone
+            # the app has not answered yet: answer for it, then tell it the client is gone. The
+            # exchange ends here (logged, counted, its slot freed); the app's late calls are ignored.
             self._reject(status, reason)
+            if cycle is not None:
+                self.cycle = None
+                self._end_exchange()
+                server = self.server
+                if server.access_log:
+                    self._log_access()
+                if server.metrics is not None:
+                    server.metrics.response(status, self.t0)
         else:
             self._close()
         if cycle is not None:

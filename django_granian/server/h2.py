@@ -713,6 +713,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if not stream.resp_status:
             stream.send_head(413, _TEXT, b"Request body too large\n", True)
         stream.cycle = None
+        self._ended_for_app(stream)
         if not stream.closed:
             self.conn.reset_stream(stream.stream_id, CANCEL)
             stream._close()
@@ -1003,6 +1004,14 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._body_stalled(stream, now)
             self._flush()
 
+    def _ended_for_app(self, stream: H2Stream) -> None:
+        """The server ended a stream's exchange for its app (413, 408): logged and counted like any."""
+        server = self.server
+        if server.access_log:
+            stream._log_access()
+        if server.metrics is not None:
+            server.metrics.response(stream.resp_status)
+
     def _body_stalled(self, stream: H2Stream, now: float) -> None:
         """--request-body-timeout: the app is waiting for a request body that stopped arriving although
         its window is open (a paused window, an app that never asked, or an unsent 100 Continue never
@@ -1013,6 +1022,8 @@ class HTTP2Protocol(asyncio.Protocol):
         stream.cycle = None
         if not stream.resp_status:
             stream.send_head(408, _TEXT, b"Request body not received in time\n", True)
+        if cycle is not None:
+            self._ended_for_app(stream)
         if not stream.closed:
             self.conn.reset_stream(stream.stream_id, CANCEL)
             stream._close()

@@ -108,9 +108,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if server.metrics is not None:
             server.metrics.connection_closed()
         self.parked = None
-        if self.counted:
-            self.counted = False
-            server.release_slot()
+        self._end_exchange()
         cycle = self.cycle
         if cycle is not None:
             self.cycle = None
@@ -323,12 +321,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self._reject(status, reason)
             if cycle is not None:
                 self.cycle = None
-                self._end_exchange()
-                server = self.server
-                if server.access_log:
-                    self._log_access()
-                if server.metrics is not None:
-                    server.metrics.response(status, self.t0)
+                self._exchange_done()
         else:
             self._close()
         if cycle is not None:
@@ -374,6 +367,18 @@ class HTTP1Protocol(asyncio.Protocol):
         if self.counted:
             self.counted = False
             self.server.release_slot()
+
+    def _exchange_done(self) -> None:
+        """The current request's response is over (sent by the app or by the server for it): free its
+        --backpressure slot, log it, count it."""
+        server = self.server
+        if self.counted:  # _end_exchange(), inlined: this runs once per response
+            self.counted = False
+            server.release_slot()
+        if server.access_log:
+            self._log_access()
+        if server.metrics is not None:
+            server.metrics.response(self.resp_status, self.t0)
 
     def _next(self) -> None:
         """The current exchange is over: go idle and serve any pipelined request."""
@@ -592,16 +597,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if cycle is not self.cycle:
             return
         self.cycle = None
+        self._exchange_done()
         server = self.server
-        if self.counted:
-            self.counted = False
-            server.slots_free += 1
-            if server.waiting:
-                server.wake_waiting()
-        if server.access_log:
-            self._log_access()
-        if server.metrics is not None:
-            server.metrics.response(self.resp_status, self.t0)
         if self.pressure_paused:
             self.pressure_paused = False
             if self.phase != CLOSED:

@@ -181,11 +181,22 @@ class H2Stream:
         self.pending = None
         self.pending_bytes = 0
         self.parked = None  # a parked stream gives up its place in ServerState.waiting
+        self._release_slot()
+        self._wake()
+        self.conn.stream_done(self)
+
+    def _release_slot(self) -> None:
         if self.counted:
             self.counted = False
             self.server.release_slot()
-        self._wake()
-        self.conn.stream_done(self)
+
+    def _exchange_done(self) -> None:
+        """The stream's response is over (sent by the app or by the server for it): log it, count it."""
+        server = self.server
+        if server.access_log:
+            self._log_access()
+        if server.metrics is not None:
+            server.metrics.response(self.resp_status)
 
     def unpark(self) -> None:
         """Called by ServerState when a --backpressure slot is free for this parked stream: dispatch
@@ -400,16 +411,8 @@ class H2Stream:
             return
         self.cycle = None
         self.completed = True
-        server = self.server
-        if self.counted:
-            self.counted = False
-            server.slots_free += 1
-            if server.waiting:
-                server.wake_waiting()
-        if server.access_log:
-            self._log_access()
-        if server.metrics is not None:
-            server.metrics.response(self.resp_status)
+        self._release_slot()
+        self._exchange_done()
         if not self.local_done and not self.closed:
             # the cycle is done but END_STREAM was never sent (e.g. a trailers-less end): end it
             if self.pending is not None:
@@ -688,9 +691,8 @@ class HTTP2Protocol(asyncio.Protocol):
         stream.since = server.now
         cycle = server.interface.http(stream, head)
         if cycle is None or stream.closed:  # answered by the server itself (prefix 404, static file, ...)
-            if stream.counted and stream.cycle is None:
-                stream.counted = False
-                server.release_slot()
+            if stream.cycle is None:
+                stream._release_slot()
             return
         stream.cycle = cycle
         cycle.run()
@@ -713,7 +715,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if not stream.resp_status:
             stream.send_head(413, _TEXT, b"Request body too large\n", True)
         stream.cycle = None
-        self._ended_for_app(stream)
+        stream._exchange_done()
         if not stream.closed:
             self.conn.reset_stream(stream.stream_id, CANCEL)
             stream._close()
@@ -1004,14 +1006,6 @@ class HTTP2Protocol(asyncio.Protocol):
                 self._body_stalled(stream, now)
             self._flush()
 
-    def _ended_for_app(self, stream: H2Stream) -> None:
-        """The server ended a stream's exchange for its app (413, 408): logged and counted like any."""
-        server = self.server
-        if server.access_log:
-            stream._log_access()
-        if server.metrics is not None:
-            server.metrics.response(stream.resp_status)
-
     def _body_stalled(self, stream: H2Stream, now: float) -> None:
         """--request-body-timeout: the app is waiting for a request body that stopped arriving although
         its window is open (a paused window, an app that never asked, or an unsent 100 Continue never
@@ -1023,7 +1017,7 @@ class HTTP2Protocol(asyncio.Protocol):
         if not stream.resp_status:
             stream.send_head(408, _TEXT, b"Request body not received in time\n", True)
         if cycle is not None:
-            self._ended_for_app(stream)
+            stream._exchange_done()
         if not stream.closed:
             self.conn.reset_stream(stream.stream_id, CANCEL)
             stream._close()

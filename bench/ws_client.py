@@ -3,11 +3,12 @@
     .venv/bin/python bench/ws_client.py --rounds 3 --duration 5 --connections 32 --size 16
 
 Each round starts every server in turn (A/B/C, A/B/C, ...) pinned to core 0 (``taskset -c 0``) with the
-echo app ``tests/apps/ws_echo.py`` and drives it with the lean load client ``bench/wsclient.py`` pinned
-to core 1. Reported per server: median echoed messages/s, and median messages per *server CPU-second*
-(utime+stime of the server process and its threads over the measured window, from /proc): on a shared,
-noisy machine the second number is the robust one, because a server with more runnable threads (Granian:
-Rust runtime + Python) also gets a larger share of a contended core. Prints a Markdown table.
+echo app ``tests/apps/ws_echo.py`` (= ``bench/apps/ws_echo.py``) and drives it with the lean load client
+``bench/wsclient.py`` pinned to core 1. Reported per server: median echoed messages/s, and median messages
+per *server CPU-second* (utime+stime of the server process and its threads over the measured window, from
+/proc): on a shared, noisy machine the second number is the robust one, because a server with more runnable
+threads (Granian: Rust runtime + Python) also gets a larger share of a contended core. Prints a Markdown
+table.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 
+from bench.apps.ws_echo import app as websocket_echo
 from examples.hello import lifespan
 
 
@@ -121,20 +122,6 @@ async def slow(scope, receive, send):
 async def bad_header(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x-bad", b"a\r\nb")]})
     await send({"type": "http.response.body", "body": b"never"})
-
-
-async def websocket_echo(scope, receive, send):
-    message = await receive()
-    assert message["type"] == "websocket.connect"
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        if message.get("text") is not None:
-            await send({"type": "websocket.send", "text": message["text"]})
-        else:
-            await send({"type": "websocket.send", "bytes": message["bytes"]})
 
 
 # --backpressure and --request-body-timeout (tests/test_h2_limits.py): what the app saw, per worker

@@ -23,8 +23,8 @@ from .threadpool import ThreadPool
 logger = logging.getLogger("django_granian.app")
 
 STREAM_HIGH_WATER = 256 * 1024
-_STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
 INPUT_HIGH_WATER = 256 * 1024
+_STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
 
 
 class FileWrapper:

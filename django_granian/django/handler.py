@@ -18,15 +18,12 @@ long-polling without holding a thread); ``--interface wsgi`` serves WSGI only (n
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ..app.asgi import ASGIInterface
 from ..app.wsgi import WSGIInterface
 from ..config import Config, ConfigError
 from ..protocol.http11 import RequestHead
-
-logger = logging.getLogger("django_granian")
 
 
 class DjangoInterface(WSGIInterface):

@@ -450,12 +450,12 @@ class ChunkedDecoder:
 
 # -- responses ------------------------------------------------------------------------------------
 
-STATUS_LINES: dict[int, bytes] = {}
+_STATUS_LINES: dict[int, bytes] = {}
 
 
 def status_line(status: int) -> bytes:
     """``b"HTTP/1.1 200 OK\\r\\n"``, cached per status."""
-    line = STATUS_LINES.get(status)
+    line = _STATUS_LINES.get(status)
     if line is None:
         try:
             phrase = HTTPStatus(status).phrase
@@ -463,7 +463,7 @@ def status_line(status: int) -> bytes:
             phrase = ""
         line = f"HTTP/1.1 {status} {phrase}\r\n".encode("latin-1")
         if 100 <= status <= 999:
-            STATUS_LINES[status] = line
+            _STATUS_LINES[status] = line
     return line
 
 

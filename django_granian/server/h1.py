@@ -17,7 +17,7 @@ from typing import Any
 
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
-from ..protocol.http11 import STATUS_LINES, ChunkedDecoder, RequestHead, error_response, parse_head, status_line
+from ..protocol.http11 import ChunkedDecoder, RequestHead, error_response, parse_head, status_line
 from .sockets import transport_peers
 from .state import ServerState
 
@@ -451,7 +451,7 @@ class HTTP1Protocol(asyncio.Protocol):
         block, content_length, has_server, has_date, close = info
         if close:
             self.keep_alive = False
-        line = STATUS_LINES.get(status) or status_line(status)
+        line = status_line(status)
         server = self.server
         if has_date or has_server:
             extra = (b"" if has_date else server.date) + (b"" if has_server or not server.server_header

@@ -120,6 +120,10 @@ def test_collectstatic_flag(project_env, tmp_path):
     assert report["options"]["--static-path-mount"]["value"] == [str(target)]
     assert (target / "staticfiles.json").is_file()
     assert not any("collectstatic" in w for w in report["warnings"])
+    # only the project's and the admin's files: nothing of django_granian itself is published (its
+    # static file engine once lived in a package named ``static``, which collectstatic copied)
+    assert sorted(p.name for p in target.iterdir()) == ["admin", "demo", "staticfiles.json"]
+    assert not list(target.rglob("*.py"))
 
 
 # -- system checks --------------------------------------------------------------------------------------

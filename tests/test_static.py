@@ -1,4 +1,4 @@
-"""Static files served by the server (django_granian/static): tables for the pure rules, the engine
+"""Static files served by the server (django_granian/static_files): tables for the pure rules, the engine
 in-process with a recording channel, and the real server over HTTP/1.1, TLS and HTTP/2 with httpx,
 curl and raw sockets."""
 
@@ -23,10 +23,10 @@ import psutil
 import pytest
 
 from django_granian.protocol.http11 import RequestHead
-from django_granian.static import headers as rules
-from django_granian.static.entry import content_type, hashed_name_test
-from django_granian.static.files import StaticFiles, _choose
-from django_granian.static.paths import split_request_path, url_for
+from django_granian.static_files import headers as rules
+from django_granian.static_files.entry import content_type, hashed_name_test
+from django_granian.static_files.files import StaticFiles, _choose
+from django_granian.static_files.paths import split_request_path, url_for
 
 from .conftest import free_port, http_request, start_server
 

@@ -184,7 +184,7 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
     values.pop("factory", None)
     route, root, static_warnings = static_mount(settings)
     warnings += static_warnings
-    if root and importlib.util.find_spec("django_granian.static.files") is None:
+    if root and importlib.util.find_spec("django_granian.static_files.files") is None:
         warnings.append("the static file engine is not available in this version: STATIC_ROOT is not served.")
         route = root = None
     _merge_static(values, route, root)

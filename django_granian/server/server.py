@@ -184,7 +184,7 @@ class Server:
             install_websockets(state)
         if self.config.static_path_mount:
             try:
-                from ..static.files import StaticFiles  # type: ignore[import-not-found,unused-ignore]
+                from ..static_files.files import StaticFiles  # type: ignore[import-not-found,unused-ignore]
             except ImportError:
                 raise ConfigError("--static-path-mount: static file serving is not available") from None
             state.static = StaticFiles.from_config(self.config)

@@ -220,6 +220,34 @@ def test_fast_path_end_to_end(project_env, tmp_path):
         wait_output(srv, '"GET /api/health HTTP/1.1" 200')
 
 
+@pytest.mark.parametrize("interface", ["auto", "asgi"])
+def test_admin_login_with_database(project_env, tmp_path, interface):
+    """A database-backed flow: sessions and users in SQLite, read and written from the pool threads
+    (fast path) or through asgiref (ASGI); two Set-Cookie headers on one response; a redirect."""
+    assert manage("migrate", "--noinput", "-v0", env=project_env).returncode == 0
+    created = manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@example.com",
+                     env={**project_env, "DJANGO_SUPERUSER_PASSWORD": "pw-2026-granian"})
+    assert created.returncode == 0, created.stderr
+    with django_server(project_env, tmp_path, "--interface", interface) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            assert client.get("/admin/").headers["location"] == "/admin/login/?next=/admin/"
+            form = client.get("/admin/login/?next=/admin/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+            fields = {"csrfmiddlewaretoken": token, "username": "admin", "next": "/admin/"}
+            headers = {"referer": srv.url + "/admin/login/"}
+            wrong = client.post("/admin/login/?next=/admin/", data={**fields, "password": "nope"}, headers=headers)
+            assert wrong.status_code == 200 and "Please enter the correct username and password" in wrong.text
+            r = client.post("/admin/login/?next=/admin/", data={**fields, "password": "pw-2026-granian"},
+                            headers=headers)
+            assert r.status_code == 302 and r.headers["location"] == "/admin/"
+            cookies = r.headers.get_list("set-cookie")
+            assert sorted(c.split("=", 1)[0] for c in cookies) == ["csrftoken", "sessionid"], cookies
+            home = client.get("/admin/")
+            assert home.status_code == 200 and "Site administration" in home.text
+            users = client.get("/admin/auth/user/")
+            assert users.status_code == 200 and "a@example.com" in users.text
+
+
 def check_static(client: httpx.Client, url: str) -> None:
     """Manifest-hashed, whitenoise-compressed static file: immutable, ETag/304, gzip variant."""
     r = client.get(url, headers={"accept-encoding": "identity"})

@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -336,3 +338,78 @@ def test_websocket_echo(project_env, tmp_path):
 
         # asgi.py closes unknown routes before accepting: the handshake is refused (ASGI: 403)
         assert asyncio.run(asyncio.wait_for(refused(), 10)) == 403
+
+
+# -- new code after SIGHUP and --reload (the supervisor must not hold the project's modules) -----------
+HEALTH_VIEW = '    return {"status": "ok"}'
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A private copy of testproject whose views a test may edit."""
+    dest = tmp_path / "project"
+    shutil.copytree(ROOT / "testproject", dest,
+                    ignore=shutil.ignore_patterns("staticfiles", "db.sqlite3", "__pycache__"))
+    assert HEALTH_VIEW in (dest / "demo" / "api.py").read_text()
+    return dest
+
+
+def set_health(project: Path, text: str) -> None:
+    api = project / "demo" / "api.py"
+    source = re.sub(r'(?m)^    return \{"status":.*$', text, api.read_text())
+    api.write_text(source)
+
+
+def statuses(url: str, n: int = 8) -> set:
+    """/api/health over ``n`` new connections (the workers share the socket: any of them may answer)."""
+    out = set()
+    for _ in range(n):
+        r = httpx.get(url + "/api/health", timeout=10, headers={"connection": "close"})
+        out.add(r.json().get("status") if r.status_code == 200 else r.status_code)
+    return out
+
+
+def wait_statuses(url: str, expected: set, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    seen: set = set()
+    while time.monotonic() < deadline:
+        seen = statuses(url)
+        if seen == expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"expected {expected}, got {seen}")
+
+
+def test_sighup_serves_the_deployed_code(project_env, tmp_path, project_copy):
+    cmd = [sys.executable, str(project_copy / "manage.py"), "granian"]
+    with start_server(["--workers", "2"], env=project_env, tmp_path=tmp_path, cwd=project_copy, cmd=cmd) as srv:
+        out = wait_output(srv, "Workers are accepting connections")
+        # manage.py replaced itself with a fresh supervisor: same PID, so signals reach it
+        assert f"Supervisor pid {srv.proc.pid}:" in out, out
+        wait_output(srv, "worker-2 (pid")
+        assert statuses(srv.url) == {"ok"}
+        set_health(project_copy, '    return {"status": "deployed"}')
+        # both workers imported the views when they started: nothing changes until we say so
+        assert statuses(srv.url) == {"ok"}
+        srv.proc.send_signal(signal.SIGHUP)
+        wait_output(srv, "replaces worker-2", timeout=30)
+        wait_statuses(srv.url, {"deployed"})
+        assert srv.stop() == 0
+
+
+def test_reload_serves_edits_and_keeps_serving_through_a_broken_view(project_env, tmp_path, project_copy):
+    cmd = [sys.executable, str(project_copy / "manage.py"), "granian"]
+    args = ["--reload", "--reload-tick", "20"]
+    with start_server(args, env=project_env, tmp_path=tmp_path, cwd=project_copy, cmd=cmd) as srv:
+        wait_output(srv, "Workers are accepting connections")
+        assert statuses(srv.url, 2) == {"ok"}
+        set_health(project_copy, '    return {"status": "edited"}')
+        wait_statuses(srv.url, {"edited"})
+        # a view module that no longer imports: the new worker fails to start, the running one stays
+        set_health(project_copy, '    return {"status": "broken"')
+        wait_output(srv, "failed to start", timeout=30)
+        assert "SyntaxError" in srv.output()
+        assert statuses(srv.url, 2) == {"edited"}
+        set_health(project_copy, '    return {"status": "fixed"}')
+        wait_statuses(srv.url, {"fixed"})
+        assert srv.stop() == 0

@@ -76,6 +76,18 @@ def asgi_application() -> tuple[Any, str]:
     return get_asgi_application(), "django.core.asgi.get_asgi_application()"
 
 
+def import_urlconf() -> None:
+    """Import ROOT_URLCONF (and so the views it names) now rather than on the first request: the first
+    request is not slowed by it, every worker of a rolling restart or reload serves the code that was on
+    disk when it started, and a view that fails to import stops the new worker from starting (the
+    previous workers keep serving) instead of turning every request into a 500."""
+    from django.conf import settings
+    from django.urls import get_resolver
+
+    if getattr(settings, "ROOT_URLCONF", None):
+        get_resolver().url_patterns  # noqa: B018 - the property imports the URLconf module
+
+
 class DjangoProject:
     """A Django project's WSGI and ASGI applications (loaded once per worker process)."""
 
@@ -83,6 +95,7 @@ class DjangoProject:
         setup()
         self.wsgi, self.wsgi_name = wsgi_application()
         self.asgi, self.asgi_name = asgi_application()
+        import_urlconf()
         from django.conf import settings
 
         self.settings_module = os.environ.get("DJANGO_SETTINGS_MODULE") or str(getattr(settings, "SETTINGS_MODULE",

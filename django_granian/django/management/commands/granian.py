@@ -72,6 +72,14 @@ class Command(BaseCommand):
         for message in warnings:
             logger.warning("%s", message)
         self._export_paths()
+        from ....workers import needs_supervisor
+
+        if needs_supervisor(config):
+            # the supervisor must not hold the project's modules, or forked workers would keep them
+            # across --reload and SIGHUP: it continues in a fresh interpreter (same PID)
+            from ...supervise import exec_supervisor
+
+            exec_supervisor(config)
         from ....runner import run
 
         code = run(config)

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from django_granian.django.supervise import interpreter_options
 from tests.conftest import ROOT, start_server
 
 MANAGE = str(ROOT / "testproject" / "manage.py")
@@ -413,3 +414,15 @@ def test_reload_serves_edits_and_keeps_serving_through_a_broken_view(project_env
         set_health(project_copy, '    return {"status": "fixed"}')
         wait_statuses(srv.url, {"fixed"})
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize(("argv", "options"), [
+    (["python", "manage.py", "granian"], []),
+    (["python", "-u", "manage.py", "granian", "-u"], ["-u"]),
+    (["python3", "-X", "dev", "-Wdefault", "-O", "manage.py", "granian"], ["-X", "dev", "-Wdefault", "-O"]),
+    (["python", "-W", "error", "-m", "django", "granian"], ["-W", "error"]),
+    (["python", "-c", "import x"], []),
+    (["python", "-X"], []),
+])
+def test_supervisor_keeps_interpreter_options(argv, options):
+    assert interpreter_options(argv) == options

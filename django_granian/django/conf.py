@@ -109,10 +109,18 @@ def static_mount(settings: Any) -> tuple[str | None, str | None, list[str]]:
     if route is None:
         return None, None, [f"STATIC_URL {getattr(settings, 'STATIC_URL', None)!r} is not a path on this server: "
                             "static files are not served by it."]
-    if not os.path.isdir(root) or not any(os.scandir(root)):
+    if not _has_entries(root):
         return None, None, [f"STATIC_ROOT {root!r} is missing or empty: static files will not be served. Run "
                             "`manage.py collectstatic` first, or pass --collectstatic."]
     return route, root, []
+
+
+def _has_entries(path: str) -> bool:
+    try:
+        with os.scandir(path) as entries:
+            return any(entries)
+    except OSError:  # missing, not a directory, not readable
+        return False
 
 
 def machine_values() -> dict[str, tuple[Any, str]]:

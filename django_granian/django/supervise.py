@@ -38,7 +38,28 @@ def exec_supervisor(config: Config) -> NoReturn:
             env["PYTHONPATH"] = os.pathsep.join([*([current] if current else []), package_parent])
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", __name__], env)
+    os.execve(sys.executable, [sys.executable, *interpreter_options(sys.orig_argv), "-m", __name__], env)
+
+
+_FLAGS = {"-b", "-bb", "-B", "-d", "-E", "-I", "-O", "-OO", "-P", "-q", "-R", "-s", "-S", "-u", "-v", "-vv"}
+
+
+def interpreter_options(argv: list[str]) -> list[str]:
+    """The interpreter options of ``argv`` (``sys.orig_argv``): ``python -u -X dev manage.py ...`` ->
+    ``["-u", "-X", "dev"]``, so the new interpreter keeps unbuffered output, dev mode, warnings."""
+    out: list[str] = []
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-X", "-W") and i + 1 < len(argv):
+            out += argv[i:i + 2]
+            i += 2
+        elif arg.startswith(("-X", "-W")) and len(arg) > 2 or arg in _FLAGS:
+            out.append(arg)
+            i += 1
+        else:  # the script, -m, -c or an option we do not know: the interpreter options end here
+            break
+    return out
 
 
 def _site_dirs() -> list[str]:

@@ -171,7 +171,7 @@ def test_proxy_warning_silenced_by_forwarded_allow_ips(project_env):
 # -- the served project ------------------------------------------------------------------------------
 def test_fast_path_end_to_end(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--access-log") as srv:
-        out = wait_output(srv, "Serving")
+        out = wait_output(srv, "Options:")
         assert "fast path: HTTP -> WSGI testproject.wsgi.application" in out
         assert "ASGI testproject.asgi.application" in out
         assert re.search(r"--static-path-mount=\[.*\] \(STATIC_ROOT\)", out), out
@@ -271,7 +271,7 @@ def check_static(client: httpx.Client, url: str) -> None:
 def test_force_script_name(project_env, tmp_path, interface):
     project_env["TESTPROJECT_SCRIPT_NAME"] = "/prefix"
     with django_server(project_env, tmp_path, "--interface", interface) as srv:
-        out = wait_output(srv, "Serving")
+        out = wait_output(srv, "Options:")
         assert "--url-path-prefix='/prefix' (FORCE_SCRIPT_NAME)" in out
         with httpx.Client(base_url=srv.url, timeout=10) as client:
             info = client.get("/prefix/info/?x=1").json()
@@ -290,7 +290,7 @@ def test_force_script_name(project_env, tmp_path, interface):
 
 def test_interface_asgi(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--interface", "asgi") as srv:
-        out = wait_output(srv, "Serving")
+        out = wait_output(srv, "Options:")
         assert "Django [ASGI testproject.asgi.application" in out
         with httpx.Client(base_url=srv.url, timeout=10) as client:
             assert client.get("/info/").json()["via"] == "asgi"
@@ -308,7 +308,7 @@ def test_runserver_prod_alias(project_env, tmp_path):
 def test_settings_granian_applied(project_env, tmp_path):
     project_env["TESTPROJECT_GRANIAN"] = json.dumps({"http1_keep_alive": False, "blocking_threads": 3})
     with django_server(project_env, tmp_path) as srv:
-        out = wait_output(srv, "Serving")
+        out = wait_output(srv, "Options:")
         assert "in 3 threads" in out
         assert "--http1-keep-alive=False (settings.GRANIAN)" in out
         r = httpx.get(srv.url + "/api/health", timeout=10)

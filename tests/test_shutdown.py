@@ -50,3 +50,13 @@ def test_graceful_timeout_cuts_long_requests(server_factory) -> None:  # type: i
         poll(lambda: fetch(srv.port, "/__count") == b"1")
         assert srv.stop(signal.SIGTERM) == 0
         assert busy.read_to_close(timeout=5)
+
+
+def test_leftover_tasks_are_cancelled_not_destroyed(server_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A task the app left running gets CancelledError at shutdown (its finally runs), like asyncio.run."""
+    with server_factory(["--interface", "asgi", "core_apps:app"], env={"CORE_MARK_DIR": str(tmp_path)}) as srv:
+        assert fetch(srv.port, "/background") == b"started"
+        assert srv.stop(signal.SIGTERM) == 0
+        out = srv.output()
+    assert (tmp_path / "background-finally").exists(), out
+    assert "Task was destroyed but it is pending" not in out

@@ -111,6 +111,7 @@ class Server:
             return loop.run_until_complete(self._serve_catching(sockets))
         finally:
             try:
+                _cancel_leftover_tasks(loop, self.config.graceful_timeout)
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
                 asyncio.set_event_loop(None)
@@ -260,6 +261,24 @@ class Server:
             opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({sources[k]})" if k in sources else "")
                              for k, v in changed.items())
             logger.info("Options: %s", opts)
+
+
+def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+    """Tasks the app left running (background jobs, watchers) get CancelledError and up to ``timeout``
+    seconds to run their cleanup, as under ``asyncio.run``, instead of being destroyed with the loop."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=max(timeout, 0.1)))
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler({"message": "unhandled exception in a task cancelled at shutdown",
+                                         "exception": task.exception(), "task": task})
+    if pending:
+        logger.warning("%d task(s) did not finish within %.1fs of being cancelled at shutdown", len(pending),
+                       max(timeout, 0.1))
 
 
 def OPTION_FLAG(name: str) -> str:

@@ -91,6 +91,16 @@ async def app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         COUNT["active"] -= 1
 
 
+_BACKGROUND: set = set()
+
+
+async def _background() -> None:
+    try:
+        await asyncio.sleep(3600)
+    finally:  # the server cancels leftover tasks at shutdown: this runs, nothing is dropped silently
+        mark("background-finally")
+
+
 async def _route(path: str, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
     query = scope["query_string"].decode()
     if path.startswith("/scope"):
@@ -138,6 +148,9 @@ async def _route(path: str, scope, receive, send) -> None:  # type: ignore[no-un
     elif path == "/sleep":
         await asyncio.sleep(float(query or "0.5"))
         await _respond(send, body=b"slept")
+    elif path == "/background":  # a task that outlives its request (a cache flusher, a watcher, ...)
+        _BACKGROUND.add(asyncio.get_running_loop().create_task(_background()))
+        await _respond(send, body=b"started")
     elif path == "/custom-headers":
         await _respond(send, body=b"x", headers=[(b"server", b"mine"), (b"date", b"yesterday")])
     elif path == "/status":

@@ -14,6 +14,8 @@ import sys
 from collections import deque
 from typing import Any, Awaitable, Callable, Protocol
 
+from ..futures import wake
+
 logger = logging.getLogger("django_granian.app")
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
@@ -72,11 +74,8 @@ class BodyWaiter:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.waiter)
+        self.waiter = None
 
 
 class ASGIHTTPCycle(BodyWaiter):

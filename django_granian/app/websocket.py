@@ -65,6 +65,7 @@ import logging
 from collections import deque
 from typing import Any
 
+from ..futures import wake
 from ..protocol.http11 import RequestHead
 from ..protocol.websocket import (
     ABNORMAL,
@@ -175,11 +176,8 @@ class WebSocketSession:
             if (len(queue) > QUEUE_HIGH or self.queued > QUEUE_BYTES_HIGH) and not self.read_paused:
                 self.read_paused = True
                 self.channel.pause_reading()
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.waiter)
+        self.waiter = None
 
     def connection_lost(self) -> None:
         if self.state != CLOSED:
@@ -197,11 +195,8 @@ class WebSocketSession:
         if self.final is None:
             self.final = item
             self.queue.append(item)
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.waiter)
+        self.waiter = None
 
     def _finish(self, item: Closed, close: bool = True) -> None:
         """The WebSocket is over (Close exchanged, protocol error, peer gone)."""

@@ -15,6 +15,7 @@ import re
 import time
 from typing import Any
 
+from ..futures import wake
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
 from ..protocol.http11 import ChunkedDecoder, RequestHead, error_response, parse_head, status_line
@@ -113,11 +114,8 @@ class HTTP1Protocol(asyncio.Protocol):
         if cycle is not None:
             self.cycle = None
             cycle.disconnect()
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.drain_waiter)
+        self.drain_waiter = None
         self.buf = b""
 
     def pause_writing(self) -> None:
@@ -125,11 +123,8 @@ class HTTP1Protocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.drain_waiter)
+        self.drain_waiter = None
 
     def data_received(self, data: bytes) -> None:
         if self.body_mode:

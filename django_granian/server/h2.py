@@ -32,6 +32,7 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from ..futures import wake
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
 from ..protocol.h2conn import (
@@ -154,11 +155,8 @@ class H2Stream:
         return self.pending_bytes > self.conn.send_buffer_limit or self.conn.transport_paused
 
     def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.waiter)
+        self.waiter = None
 
     def _finish_local(self) -> None:
         """END_STREAM (or trailers) has been sent."""

@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from ..app.websocket import start_websocket, supports_websocket
+from ..futures import wake
 from ..logs import AccessRecord, log_access
 from ..protocol.http11 import RequestHead, status_line
 from ..protocol.websocket import HandshakeError, accept_token, check_h1_handshake
@@ -121,11 +122,8 @@ class WSConnection(asyncio.Protocol):
         self._wake_drain()
 
     def _wake_drain(self) -> None:
-        waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        wake(self.drain_waiter)
+        self.drain_waiter = None
 
     # -- ServerState hooks --------------------------------------------------------------------------
     def check_timeout(self, now: float) -> None:

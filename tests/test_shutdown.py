@@ -7,6 +7,7 @@ import signal
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 from .core_client import Conn, get, poll
@@ -60,3 +61,25 @@ def test_leftover_tasks_are_cancelled_not_destroyed(server_factory, tmp_path: Pa
         out = srv.output()
     assert (tmp_path / "background-finally").exists(), out
     assert "Task was destroyed but it is pending" not in out
+
+
+def test_requests_waiting_for_a_backpressure_slot_are_served_during_shutdown(  # type: ignore[no-untyped-def]
+        server_factory, tmp_path: Path) -> None:
+    args = ["--interface", "asgi", "core_apps:app", "--backpressure", "1"]
+    with server_factory(args, env={"CORE_MARK_DIR": str(tmp_path)}) as srv:
+        busy = Conn(srv.port, timeout=20)
+        busy.send(get("/sleep?1"))
+        poll(lambda: (tmp_path / "sleeping").exists())  # the only slot is taken
+        parked = Conn(srv.port, timeout=20)
+        parked.send(get("/hello"))  # no slot: it waits for the sleeping request's
+        server = psutil.Process(srv.proc.pid)
+        poll(lambda: sum(c.status == "ESTABLISHED" for c in server.net_connections("tcp")) >= 2)  # accepted
+        result: dict = {}
+        stopper = threading.Thread(target=lambda: result.setdefault("code", srv.stop(signal.SIGTERM)))
+        stopper.start()
+        first = busy.read_response()
+        second = parked.read_response()
+        stopper.join(30)
+    assert first.status == 200 and first.body == b"slept"
+    assert second.status == 200 and second.body == b"hello" and second.header("connection") == b"close"
+    assert result["code"] == 0

@@ -425,9 +425,9 @@ class HTTP1Protocol(asyncio.Protocol):
         elif self.phase == CLOSED and self.lingering:
             self.lingering = False
             self.transport.close()
-        elif self.parked is not None:
-            self.parked = None
-            self._close()
+        # a request parked by --backpressure stays parked: it is served (with `connection: close`) when a
+        # slot frees up within --graceful-timeout, like an HTTP/2 stream; closing it would drop a request
+        # the client already sent, with no way for it to know it was never processed
 
     # -- the channel, used by the request cycle ---------------------------------------------------
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:

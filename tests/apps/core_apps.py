@@ -146,6 +146,7 @@ async def _route(path: str, scope, receive, send) -> None:  # type: ignore[no-un
                 mark("disconnected", scope["path"])
                 return
     elif path == "/sleep":
+        mark("sleeping", query)
         await asyncio.sleep(float(query or "0.5"))
         await _respond(send, body=b"slept")
     elif path == "/background":  # a task that outlives its request (a cache flusher, a watcher, ...)

@@ -8,7 +8,7 @@ import sys
 from typing import Any, Mapping, Sequence
 
 from . import __version__
-from .config import OPTIONS, Config, ConfigError, Option, parse_value
+from .config import OPTIONS, Config, ConfigError, Option, env_value, parse_value
 
 GROUP_TITLES = {
     "app": "Application", "binding": "Binding", "http": "HTTP", "http2": "HTTP/2", "websockets": "WebSockets",
@@ -32,7 +32,7 @@ def add_option_arguments(parser: argparse.ArgumentParser, *, skip: Sequence[str]
         group = groups.get(opt.group)
         if group is None:
             group = groups[opt.group] = parser.add_argument_group(GROUP_TITLES.get(opt.group, opt.group))
-        help_text = opt.help + _default_text(name, opt) + f" [env: {opt.env}]"
+        help_text = opt.help + _default_text(name, opt) + f" [env: {' or '.join(opt.envs)}]"
         help_text = help_text.replace("%", "%%")
         if opt.kind == "bool":
             if opt.flag_only:
@@ -78,8 +78,9 @@ def collect_values(cli: Mapping[str, Any], environ: Mapping[str, str],
     """Merge sources in precedence order (base < env < command line) into name -> (value, source)."""
     values: dict[str, tuple[Any, str]] = dict(base or {})
     for name, opt in OPTIONS.items():
-        if opt.env in environ:
-            values[name] = (parse_value(opt, environ[opt.env], source=f"environment {opt.env}"), "env")
+        found = env_value(opt, environ)
+        if found is not None:
+            values[name] = (parse_value(opt, found[1], source=f"environment {found[0]}"), "env")
     for name, raw in cli.items():
         values[name] = (parse_value(OPTIONS[name], raw, source="command line"), "command line")
     return values

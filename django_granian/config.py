@@ -35,6 +35,7 @@ class Option:
     granian: bool = True  # the option exists in Granian with the same meaning
     compat_only: bool = False  # accepted for Granian compatibility, has no effect here
     nullable: bool = False
+    env_alias: str | None = None  # Granian's variable when its name does not follow the flag's
 
     @property
     def flag(self) -> str:
@@ -43,6 +44,11 @@ class Option:
     @property
     def env(self) -> str:
         return "GRANIAN_" + self.name.upper()
+
+    @property
+    def envs(self) -> tuple[str, ...]:
+        """Every variable that sets this option: ``env`` first, then Granian's name if it differs."""
+        return (self.env, self.env_alias) if self.env_alias else (self.env,)
 
 
 def option(default: Any, help: str, kind: str = "str", **kw: Any) -> Any:
@@ -91,7 +97,7 @@ class Config:
                                       group="binding", nullable=True)
     # --- HTTP --------------------------------------------------------------------------------
     http: str = option("auto", "HTTP version: `auto`, `1` or `2`.", "choice", choices=("auto", "1", "2"), group="http")
-    ws: bool = option(True, "Enable WebSockets.", "bool", group="http")
+    ws: bool = option(True, "Enable WebSockets.", "bool", group="http", env_alias="GRANIAN_WEBSOCKETS")
     http1_buffer_size: int = option(417792, "Maximum buffered request head size for HTTP/1 (bytes); larger heads "
                                     "get 431.", "int", minimum=1024, group="http")
     http1_header_read_timeout: int = option(30000, "Time (ms) a client has to send a complete request head; then "
@@ -232,15 +238,17 @@ class Config:
     static_path_follow_symlinks: bool = option(False, "Follow symlinks that point outside a static mount.",
                                                "bool", group="static", granian=False)
     # --- logging and metrics ---------------------------------------------------------------------
-    log: bool = option(True, "Enable logging.", "bool", group="logging")
+    log: bool = option(True, "Enable logging.", "bool", group="logging", env_alias="GRANIAN_LOG_ENABLED")
     log_level: str = option("info", "Log level.", "choice", choices=LOG_LEVELS, group="logging")
     log_config: str | None = option(None, "Logging configuration file (JSON dictConfig).", "file",
                                     group="logging", nullable=True)
-    access_log: bool = option(False, "Enable the access log.", "bool", group="logging")
+    access_log: bool = option(False, "Enable the access log.", "bool", group="logging",
+                              env_alias="GRANIAN_LOG_ACCESS_ENABLED")
     access_log_fmt: str = option(DEFAULT_ACCESS_LOG_FMT, "Access log format (%-style with atoms addr, time, "
                                  "dt_ms, status, path, query_string, method, scheme, protocol, size, "
-                                 "header{name}).", group="logging")
-    metrics: bool = option(False, "Serve Prometheus metrics.", "bool", group="metrics")
+                                 "header{name}).", group="logging", env_alias="GRANIAN_LOG_ACCESS_FMT")
+    metrics: bool = option(False, "Serve Prometheus metrics.", "bool", group="metrics",
+                           env_alias="GRANIAN_METRICS_ENABLED")
     metrics_scrape_interval: int = option(15, "Seconds between metrics aggregations.", "int", minimum=1,
                                           group="metrics")
     metrics_address: str = option("127.0.0.1", "Metrics endpoint address.", group="metrics")
@@ -443,14 +451,13 @@ def option_names() -> Sequence[str]:
     return list(OPTIONS)
 
 
-def env_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Option values found in ``GRANIAN_*`` environment variables (unknown GRANIAN_ names are ignored)."""
-    environ = os.environ if environ is None else environ
-    out = {}
-    for name, opt in OPTIONS.items():
-        if opt.env in environ:
-            out[name] = environ[opt.env]
-    return out
+def env_value(opt: Option, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(variable, value) of the first of ``opt.envs`` set in ``environ``; None when none is.
+    Unknown GRANIAN_ names are ignored."""
+    for var in opt.envs:
+        if var in environ:
+            return var, environ[var]
+    return None
 
 
 Converter = Callable[[Any], Any]

@@ -110,6 +110,10 @@ def render() -> str:
         "Precedence, lowest to highest: defaults → Django settings → `settings.GRANIAN` → `GRANIAN_*`",
         "environment → command line. The startup banner says where each non-default value came from.",
         "",
+        "Where Granian's variable for an option is not named after the flag (`GRANIAN_WEBSOCKETS` for",
+        "`--ws`, `GRANIAN_LOG_ENABLED`, `GRANIAN_LOG_ACCESS_ENABLED`, `GRANIAN_LOG_ACCESS_FMT`,",
+        "`GRANIAN_METRICS_ENABLED`), both names work; if both are set, the first one listed wins.",
+        "",
         "The *Origin* column says whether the option exists in Granian with the same meaning (**Granian**;",
         "a Granian command line or compose file works unchanged), is accepted for compatibility but has",
         "no effect here (**Granian (accepted, no effect)**), or is a django-granian **extension**.",
@@ -143,8 +147,9 @@ def render() -> str:
                 flag += f"<br>`--no-{opt.flag[2:]}`"
             elif opt.kind != "bool":
                 flag += f" `{opt.metavar or _metavar(opt)}`"
+            envs = "<br>".join(f"`{var}`" for var in opt.envs)
             out.append(
-                f"| {_cell(flag)} | `{opt.env}`<br>`{name}` | {_cell(type_text(opt))} "
+                f"| {_cell(flag)} | {envs}<br>`{name}` | {_cell(type_text(opt))} "
                 f"| {_cell(default_text(name, opt))} | {origin_text(opt)} | {_cell(opt.help)} |"
             )
         out.append("")

@@ -98,6 +98,44 @@ def test_every_option_from_command_line_and_env(name, tmp_path):
     assert config._sources[name] == "env"  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(("variable", "value", "name", "expected", "ours"), [
+    ("GRANIAN_WEBSOCKETS", "false", "ws", False, "true"),
+    ("GRANIAN_LOG_ENABLED", "0", "log", False, "1"),
+    ("GRANIAN_LOG_ACCESS_ENABLED", "true", "access_log", True, "false"),
+    ("GRANIAN_LOG_ACCESS_FMT", "%(status)d", "access_log_fmt", "%(status)d", "%(method)s"),
+    ("GRANIAN_METRICS_ENABLED", "yes", "metrics", True, "no"),
+])
+def test_granian_variable_names(variable, value, name, expected, ours):
+    """Granian names a few variables differently from their flags: a Granian compose file still works."""
+    config = config_from_args(["app:app"], environ={variable: value})
+    assert getattr(config, name) == expected
+    assert config._sources[name] == "env"  # type: ignore[attr-defined]
+    # our own name, derived from the flag, wins when both are set
+    both = config_from_args(["app:app"], environ={variable: value, OPTIONS[name].env: ours})
+    assert getattr(both, name) != expected
+
+
+def test_every_granian_flag_and_variable_is_accepted():
+    """Parity with the installed Granian (the bench extra): each of its flags parses here, and each of
+    its environment variables sets the same option."""
+    click = pytest.importorskip("click")
+    granian_cli = pytest.importorskip("granian.cli")
+    ours = {opt.flag: opt for opt in OPTIONS.values()}
+    for param in granian_cli.cli.params:
+        if not isinstance(param, click.Option):
+            continue
+        for flag in (*param.opts, *param.secondary_opts):
+            if flag in ("--version", "--help") or not flag.startswith("--"):
+                continue
+            base = "--" + flag[5:] if flag.startswith("--no-") and flag not in ours else flag
+            assert base in ours, f"Granian's {flag} is not accepted"
+        flag = next(o for o in param.opts if o.startswith("--"))
+        if flag == "--version":
+            continue
+        variable = param.envvar or f"GRANIAN_{param.name.upper()}"
+        assert variable in ours[flag].envs, f"Granian's {variable} does not set {flag}"
+
+
 def test_command_line_overrides_env():
     config = config_from_args(["--port", "9001", "app:app"], environ={"GRANIAN_PORT": "9000", "GRANIAN_HOST": "::"})
     assert config.port == 9001 and config.host == "::"

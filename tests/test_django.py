@@ -292,10 +292,28 @@ def test_interface_asgi(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--interface", "asgi") as srv:
         out = wait_output(srv, "Options:")
         assert "Django [ASGI testproject.asgi.application" in out
+        assert "Django's ASGI handler serves this app" not in out  # the user chose this path knowingly
         with httpx.Client(base_url=srv.url, timeout=10) as client:
             assert client.get("/info/").json()["via"] == "asgi"
             assert client.get("/async/").json()["via"] == "asgi"
             assert client.get("/stream-async/?n=2").text == "achunk 0\nachunk 1\n"
+
+
+def test_granian_command_line_with_the_program_name_swapped(project_env, tmp_path, static_root):
+    """The seed's compose command, `granian --interface asgi ... config.asgi:application`, with
+    django-granian: it serves the project (static files included) and points at the fast path."""
+    args = ["--interface", "asgi", "--static-path-route", "/static", "--static-path-mount", str(static_root),
+            "testproject.asgi:application"]
+    env = {**project_env, "DJANGO_SETTINGS_MODULE": "testproject.settings"}
+    with start_server(args, env=env, tmp_path=tmp_path, cwd=ROOT / "testproject") as srv:
+        out = wait_output(srv, "Django's ASGI handler serves this app")
+        assert "manage.py granian" in out
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            assert client.get("/api/health").json() == {"status": "ok"}
+            assert client.get("/info/").json()["via"] == "asgi"
+            page = client.get("/admin/login/")
+            css = re.search(r'href="(/static/admin/css/base\.[0-9a-f]{12}\.css)"', page.text)
+            assert css and client.get(css.group(1)).status_code == 200
 
 
 def test_runserver_prod_alias(project_env, tmp_path):

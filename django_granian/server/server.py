@@ -261,6 +261,12 @@ class Server:
             opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({sources[k]})" if k in sources else "")
                              for k, v in changed.items())
             logger.info("Options: %s", opts)
+        if (self.interface is not None and self.interface.name == "asgi" and "django.core.handlers.asgi" in sys.modules
+                and not (config.app or "").startswith("django_granian.django.")):  # not manage.py's --interface asgi
+            logger.info("Django's ASGI handler serves this app: every sync view and middleware pays asgiref's "
+                        "thread hops. `python manage.py granian` (with \"django_granian\" in INSTALLED_APPS) "
+                        "serves HTTP through Django's sync handler instead (~10x the requests per second) and "
+                        "keeps WebSockets on the ASGI app; see docs/django.md.")
 
 
 def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> None:

@@ -316,6 +316,33 @@ def test_granian_command_line_with_the_program_name_swapped(project_env, tmp_pat
             assert css and client.get(css.group(1)).status_code == 200
 
 
+@pytest.mark.parametrize("interface", ["auto", "wsgi", "asgi"])
+def test_async_server_sent_events_are_streamed(project_env, tmp_path, interface):
+    """An async-generator StreamingHttpResponse: the first event arrives while the view is still
+    waiting to produce the second (under a plain WSGI server Django would collect the whole stream
+    before sending a byte), then the stream ends normally."""
+    with django_server(project_env, tmp_path, "--interface", interface) as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            with client.stream("GET", "/events/") as r:
+                assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
+                lines = r.iter_lines()
+                assert next(lines) == "data: first"
+                assert client.get("/events/release/").json() == {"released": True}
+                assert [line for line in lines if line] == ["data: second"]
+            assert client.get("/api/health").status_code == 200
+
+
+def test_async_stream_gives_its_thread_back_when_the_client_leaves(project_env, tmp_path):
+    """A client that leaves an endless event stream frees the pool thread that was serving it (one
+    thread here: the next request needs it)."""
+    with django_server(project_env, tmp_path, "--blocking-threads", "1") as srv:
+        with httpx.Client(base_url=srv.url, timeout=10) as client:
+            with client.stream("GET", "/events/") as r:
+                assert next(r.iter_lines()) == "data: first"
+            # the stream's connection is closed; its generator was waiting for a release that never comes
+            assert client.get("/api/health", headers={"connection": "close"}).json() == {"status": "ok"}
+
+
 def test_runserver_prod_alias(project_env, tmp_path):
     with django_server(project_env, tmp_path, command="runserver_prod") as srv:
         wait_output(srv, "fast path")

@@ -303,18 +303,7 @@ class WSGICycle:
                     body = bytes(body)
                 self._send(body, True)
                 return
-            length = self.length
-            total = 0
-            for chunk in result:
-                if self.disconnected:
-                    return
-                if not chunk:
-                    continue
-                total += len(chunk)
-                self._send(bytes(chunk), total == length)
-                if total == length:
-                    return
-            self._send(b"", True)
+            self._send_iterable(result)
         except BaseException as exc:  # noqa: BLE001
             self._failed(exc)
         finally:
@@ -324,6 +313,21 @@ class WSGICycle:
                     close()
                 except Exception:  # noqa: BLE001
                     logger.exception("exception in WSGI iterable close()")
+
+    def _send_iterable(self, result: Iterable[bytes]) -> None:
+        """Send a response body that is not a list: chunk by chunk, stopping at its Content-Length."""
+        length = self.length
+        total = 0
+        for chunk in result:
+            if self.disconnected:
+                return
+            if not chunk:
+                continue
+            total += len(chunk)
+            self._send(bytes(chunk), total == length)
+            if total == length:
+                return
+        self._send(b"", True)
 
     def _failed(self, exc: BaseException) -> None:
         env = self.environ
@@ -347,6 +351,7 @@ class WSGICycle:
 
 class WSGIInterface(HTTPInterface):
     name = "wsgi"
+    cycle_class: type[WSGICycle] = WSGICycle
 
     def __init__(self, app: Any, server: Any, threads: int, multiprocess: bool = False) -> None:
         super().__init__(app, server)
@@ -372,7 +377,7 @@ class WSGIInterface(HTTPInterface):
         environ = build_environ(self.base_environ, head, client, channel.server_addr, scheme,
                                 self.server.prefix_bytes)
         has_body = head.chunked or head.content_length > 0
-        cycle = WSGICycle(self.app, environ, channel, self.loop, self.executor, None)
+        cycle = self.cycle_class(self.app, environ, channel, self.loop, self.executor, None)
         if has_body:
             cycle.input = WSGIInput(cycle, self.body_timeout)
             environ["wsgi.input"] = cycle.input

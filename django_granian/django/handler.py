@@ -8,7 +8,8 @@ default (``--interface auto``) a worker serves:
 - ordinary HTTP requests through Django's WSGI handler in the worker's thread pool (the
   :class:`~django_granian.app.wsgi.WSGIInterface` machinery: streaming ``wsgi.input``, streamed
   responses with backpressure, FileWrapper); async views still work there (Django runs them with
-  ``async_to_sync``);
+  ``async_to_sync``), and async ``StreamingHttpResponse`` bodies are streamed as they are produced
+  (:class:`DjangoWSGICycle`);
 - WebSocket sessions and the lifespan protocol through the project's ASGI application
   (``ASGI_APPLICATION`` or ``<project>/asgi.py``), in the same process and event loop.
 
@@ -18,18 +19,84 @@ long-polling without holding a thread); ``--interface wsgi`` serves WSGI only (n
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import concurrent.futures
+from typing import Any, Iterable
 
 from ..app.asgi import ASGIInterface
-from ..app.wsgi import WSGIInterface
+from ..app.wsgi import WSGICycle, WSGIInterface
 from ..config import Config, ConfigError
 from ..protocol.http11 import RequestHead
+
+
+class DjangoWSGICycle(WSGICycle):
+    """A WSGI request cycle that streams Django's async ``StreamingHttpResponse`` as it is produced.
+
+    Iterated synchronously (what any WSGI server does), a ``StreamingHttpResponse`` over an async
+    iterator is collected whole by ``async_to_sync`` before its first byte is sent: server-sent events
+    never arrive, and an endless stream never ends. Here the pool thread pulls one chunk at a time from
+    the response's async iterator, which runs on the worker's event loop, and sends it at once. The
+    request keeps its pool thread until the stream ends, like a sync streaming response, and Django's
+    ``close()`` (``request_finished``) still runs in that thread.
+    """
+
+    __slots__ = ("pending",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.pending: concurrent.futures.Future | None = None
+
+    def disconnect(self) -> None:  # loop thread
+        super().disconnect()
+        pending = self.pending
+        if pending is not None:
+            pending.cancel()  # stop waiting for the next event of a stream nobody reads any more
+
+    def _send_iterable(self, result: Iterable[bytes]) -> None:
+        if getattr(result, "streaming", False) and getattr(result, "is_async", False):
+            self._send_async_stream(result)
+        else:
+            super()._send_iterable(result)
+
+    def _send_async_stream(self, response: Any) -> None:
+        iterator = response.__aiter__()
+        loop = self.loop
+
+        async def next_chunk() -> bytes | None:
+            try:
+                return bytes(await iterator.__anext__())
+            except StopAsyncIteration:
+                return None
+
+        try:
+            while not self.disconnected:
+                self.pending = asyncio.run_coroutine_threadsafe(next_chunk(), loop)
+                if self.disconnected:  # it came between the check and the assignment
+                    self.pending.cancel()
+                try:
+                    chunk = self.pending.result()
+                except concurrent.futures.CancelledError:
+                    return
+                finally:
+                    self.pending = None
+                if chunk is None:
+                    self._send(b"", True)
+                    return
+                if chunk:
+                    self._send(chunk, False)
+        finally:
+            if not loop.is_closed():
+                try:
+                    asyncio.run_coroutine_threadsafe(iterator.aclose(), loop).result()
+                except (RuntimeError, concurrent.futures.CancelledError):  # the loop stopped meanwhile
+                    pass
 
 
 class DjangoInterface(WSGIInterface):
     """HTTP through the WSGI thread pool; WebSocket and lifespan through an :class:`ASGIInterface`."""
 
     name = "django"
+    cycle_class = DjangoWSGICycle
 
     def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool, lifespan: str) -> None:
         super().__init__(project.wsgi, server, threads, multiprocess=multiprocess)
@@ -67,6 +134,8 @@ class DjangoASGIInterface(ASGIInterface):
 
 class DjangoWSGIInterface(WSGIInterface):
     """``--interface wsgi``: HTTP only, through Django's WSGI handler; no WebSockets."""
+
+    cycle_class = DjangoWSGICycle
 
     def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool) -> None:
         super().__init__(project.wsgi, server, threads, multiprocess=multiprocess)

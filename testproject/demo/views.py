@@ -63,6 +63,28 @@ def stream_async(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(_agen(count), content_type="text/plain")
 
 
+_RELEASE = threading.Event()
+
+
+async def _events():
+    yield "data: first\n\n"
+    while not _RELEASE.is_set():  # the next event waits for /events/release/
+        await asyncio.sleep(0.01)
+    _RELEASE.clear()
+    yield "data: second\n\n"
+
+
+def events(request: HttpRequest) -> StreamingHttpResponse:
+    """Server-sent events from an async generator: each event must reach the client when it is
+    yielded, not when the stream ends (tests/test_django.py releases the second one)."""
+    return StreamingHttpResponse(_events(), content_type="text/event-stream")
+
+
+def events_release(request: HttpRequest) -> JsonResponse:
+    _RELEASE.set()
+    return JsonResponse({"released": True})
+
+
 def upload(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         upload = request.FILES.get("file")

@@ -12,6 +12,8 @@ urlpatterns = [
     path("async/", views.async_view, name="async"),
     path("stream/", views.stream, name="stream"),
     path("stream-async/", views.stream_async, name="stream-async"),
+    path("events/", views.events, name="events"),
+    path("events/release/", views.events_release, name="events-release"),
     path("upload/", views.upload, name="upload"),
     # tests/test_browser.py: a page whose JavaScript echoes a message over the /ws/echo WebSocket
     path("ws-echo/", TemplateView.as_view(template_name="demo/ws_echo.html"), name="ws-echo"),

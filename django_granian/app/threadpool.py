@@ -17,8 +17,10 @@ logger = logging.getLogger("django_granian.app")
 
 
 class ThreadPool:
-    def __init__(self, threads: int, name: str = "django-granian-wsgi") -> None:
+    def __init__(self, threads: int, name: str = "django-granian-wsgi",
+                 initializer: Callable[[], None] | None = None) -> None:
         self.size = threads
+        self._initializer = initializer  # run first in every thread (like ThreadPoolExecutor's)
         self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._threads = [threading.Thread(target=self._run, name=f"{name}_{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
@@ -28,6 +30,11 @@ class ThreadPool:
         self._queue.put(fn)
 
     def _run(self) -> None:
+        if self._initializer is not None:
+            try:
+                self._initializer()
+            except Exception:  # noqa: BLE001 - the thread still serves requests
+                logger.exception("request thread initializer failed")
         get = self._queue.get
         while True:
             fn = get()

@@ -353,10 +353,11 @@ class WSGIInterface(HTTPInterface):
     name = "wsgi"
     cycle_class: type[WSGICycle] = WSGICycle
 
-    def __init__(self, app: Any, server: Any, threads: int, multiprocess: bool = False) -> None:
+    def __init__(self, app: Any, server: Any, threads: int, multiprocess: bool = False,
+                 initializer: Callable[[], None] | None = None) -> None:
         super().__init__(app, server)
         self.threads = threads
-        self.executor = ThreadPool(threads)
+        self.executor = ThreadPool(threads, initializer=initializer)
         self.multiprocess = multiprocess
         self.body_timeout = server.body_timeout
         script_name = server.root_path

@@ -21,12 +21,33 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
+import os
 from typing import Any, Iterable
 
 from ..app.asgi import ASGIInterface
 from ..app.wsgi import WSGICycle, WSGIInterface
 from ..config import Config, ConfigError
 from ..protocol.http11 import RequestHead
+
+
+def bind_async_to_sync(loop: asyncio.AbstractEventLoop) -> None:
+    """Make ``async_to_sync`` in this pool thread run its coroutine as a task on the worker's loop.
+
+    Django's sync handler runs an async view (and async-only middleware) through asgiref's
+    ``async_to_sync``. In a thread that asgiref did not start, that makes a new thread and a new event
+    loop for every call. In a thread that ``sync_to_async`` started, it schedules the coroutine on the
+    thread's "main event loop" instead, and the thread waits, running any thread-sensitive
+    ``sync_to_async`` work the coroutine sends back (the ORM, on this thread's own connection). This
+    gives the pool threads the same marker, so an async view behaves as it does under an ASGI server,
+    without the per-call thread. If a future asgiref drops the marker, the result is the old behaviour.
+    """
+    try:
+        from asgiref.sync import SyncToAsync
+    except ImportError:  # pragma: no cover - asgiref is a Django dependency
+        return
+    SyncToAsync.threadlocal.main_event_loop = loop
+    SyncToAsync.threadlocal.main_event_loop_pid = os.getpid()
 
 
 class DjangoWSGICycle(WSGICycle):
@@ -99,7 +120,8 @@ class DjangoInterface(WSGIInterface):
     cycle_class = DjangoWSGICycle
 
     def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool, lifespan: str) -> None:
-        super().__init__(project.wsgi, server, threads, multiprocess=multiprocess)
+        super().__init__(project.wsgi, server, threads, multiprocess=multiprocess,
+                         initializer=functools.partial(bind_async_to_sync, server.loop))
         self.project = project
         self.asgi = ASGIInterface(project.asgi, server, lifespan)
 
@@ -138,7 +160,8 @@ class DjangoWSGIInterface(WSGIInterface):
     cycle_class = DjangoWSGICycle
 
     def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool) -> None:
-        super().__init__(project.wsgi, server, threads, multiprocess=multiprocess)
+        super().__init__(project.wsgi, server, threads, multiprocess=multiprocess,
+                         initializer=functools.partial(bind_async_to_sync, server.loop))
         self.project = project
 
     def describe(self) -> str:

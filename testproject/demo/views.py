@@ -5,6 +5,7 @@ import asyncio
 import hashlib
 import threading
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.templatetags.static import static
@@ -44,7 +45,10 @@ def _lifespan_started() -> bool:
 
 async def async_view(request: HttpRequest) -> JsonResponse:
     await asyncio.sleep(0.01)
-    return JsonResponse({"async": True, "via": _via(request), "path": request.path})
+    # where the coroutine runs, and where thread-sensitive sync code it awaits runs (the ORM would)
+    sync_thread = await sync_to_async(lambda: threading.current_thread().name)()
+    return JsonResponse({"async": True, "via": _via(request), "path": request.path,
+                         "thread": threading.current_thread().name, "sync_thread": sync_thread})
 
 
 def stream(request: HttpRequest) -> StreamingHttpResponse:

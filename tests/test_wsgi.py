@@ -4,6 +4,7 @@ close() always called, exc_info, thread pool sizing."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -87,6 +88,39 @@ def test_file_wrapper(server: ServerProcess) -> None:
     with Conn(server.port) as c:
         r = c.request(get("/app/file"))
         assert r.body == (APPS / "core_apps.py").read_bytes()
+
+
+def test_file_wrapper_outlives_close_of_a_deleted_temporary_file(server: ServerProcess, marks: Path) -> None:
+    with Conn(server.port) as c:
+        r = c.request(get("/app/tempfile"))
+    assert r.status == 200 and r.header("content-length") == str(1024 * 1024 - 16).encode()
+    assert r.body == (b"0123456789abcdef" * 65536)[16:]
+    name = (marks / "tempfile").read_text()
+    poll(lambda: not os.path.exists(name))  # the app's close() ran (and deleted it)
+
+
+def test_file_wrapper_hands_the_file_to_the_event_loop(server: ServerProcess, marks: Path) -> None:
+    """Large file responses are sent by the event loop: three clients that do not read their 16 MiB
+    downloads do not keep the server's three request threads, so a fourth request is still served."""
+    big = marks / "big.bin"
+    big.write_bytes(os.urandom(1024 * 1024) * 16)
+    before = count(server.port)
+    stalled = [Conn(server.port, timeout=20) for _ in range(3)]
+    for conn in stalled:
+        conn.send(get(f"/app/bigfile?{big}"))
+    poll(lambda: count(server.port) >= before + 3)  # (itself a request that needs a free thread)
+    with Conn(server.port, timeout=10) as c:
+        assert c.request(get("/app/other")).status == 200
+    with stalled[0] as c:  # and a download read to the end is complete
+        r = c.read_response()
+        assert r.status == 200 and r.body == big.read_bytes()
+    for conn in stalled[1:]:
+        conn.close()
+
+
+def count(port: int) -> int:
+    with Conn(port, timeout=10) as c:
+        return int(c.request(get("/app/__count")).body)
 
 
 def test_streamed_iterable_and_close(server: ServerProcess, marks: Path) -> None:

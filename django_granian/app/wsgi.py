@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import stat
 import sys
 import threading
 from collections import deque
@@ -35,6 +37,26 @@ class FileWrapper:
         self.blksize = blksize
         if hasattr(filelike, "close"):
             self.close = filelike.close
+
+    def region(self, length: int) -> tuple[int, int, int] | None:
+        """``(fd, offset, count)`` for sending the rest of a regular file from the event loop: a
+        duplicate descriptor (it outlives ``close()``, even of a deleted temporary file) and how many
+        bytes to send (``length`` when the app declared one, else up to the end). None when the file
+        has no descriptor, is not a regular file, or is shorter than the declared length."""
+        try:
+            fd = os.dup(self.filelike.fileno())
+        except (AttributeError, OSError, ValueError):  # io.BytesIO, sockets, closed files
+            return None
+        try:
+            st = os.fstat(fd)
+            offset = self.filelike.tell()
+            available = st.st_size - offset
+            if stat.S_ISREG(st.st_mode) and offset >= 0 and available >= max(length, 0):
+                return fd, offset, length if length >= 0 else available
+        except (AttributeError, OSError, ValueError):
+            pass
+        os.close(fd)
+        return None
 
     def __iter__(self) -> FileWrapper:
         return self
@@ -173,7 +195,7 @@ EMPTY_INPUT = _EmptyInput()
 
 class WSGICycle:
     __slots__ = ("app", "environ", "channel", "loop", "executor", "input", "disconnected", "status", "headers",
-                 "head_sent", "sent", "written", "finished", "length")
+                 "head_sent", "sent", "written", "finished", "length", "file_task")
 
     def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
                  executor: ThreadPool, body_input: WSGIInput | None) -> None:
@@ -191,6 +213,7 @@ class WSGICycle:
         self.sent = 0  # bytes handed to the loop (app thread)
         self.written = 0  # bytes written by the loop
         self.finished = False
+        self.file_task: asyncio.Task | None = None
 
     # -- loop thread ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -232,6 +255,31 @@ class WSGICycle:
         self.channel.send_body(body, end)
         if end:
             self._finish()
+
+    def _deliver_file(self, fd: int, offset: int, count: int) -> None:
+        if self.finished or self.disconnected:
+            os.close(fd)
+            return
+        self.file_task = self.loop.create_task(self._send_file(fd, offset, count))
+
+    async def _send_file(self, fd: int, offset: int, count: int) -> None:
+        from ..server.sendfile import send_fd_response
+
+        try:
+            await send_fd_response(self.channel, self.status or 500, self.headers, fd, offset, count)
+        except (TypeError, ValueError) as exc:  # headers the channel refused: nothing was written
+            logger.error("invalid WSGI response headers (%s %s): %s", self.environ.get("REQUEST_METHOD"),
+                         self.environ.get("PATH_INFO"), exc)
+            self.channel.send_head(500, [(b"content-type", b"text/plain; charset=utf-8"),
+                                         (b"connection", b"close")], b"Internal Server Error", True)
+        except OSError as exc:
+            logger.debug("file response ended early: %r", exc)
+            self._abort("file response failed")
+            return
+        finally:
+            self.written = self.sent
+            self.file_task = None
+        self._finish()
 
     def _finish(self) -> None:
         if not self.finished:
@@ -315,7 +363,18 @@ class WSGICycle:
                     logger.exception("exception in WSGI iterable close()")
 
     def _send_iterable(self, result: Iterable[bytes]) -> None:
-        """Send a response body that is not a list: chunk by chunk, stopping at its Content-Length."""
+        """Send a response body that is not a list: chunk by chunk, stopping at its Content-Length.
+
+        A ``wsgi.file_wrapper`` over a regular file (Django's ``FileResponse``, Flask's ``send_file``)
+        is handed to the event loop instead, which sends it with ``os.sendfile`` where it can. This
+        thread returns at once, and the app's ``close()`` runs while the file is still going out."""
+        if type(result) is FileWrapper and not self.head_sent and self.status is not None:
+            region = result.region(self.length)
+            if region is not None:
+                self.head_sent = True
+                self.sent += region[2]
+                self.loop.call_soon_threadsafe(self._deliver_file, *region)
+                return
         length = self.length
         total = 0
         for chunk in result:

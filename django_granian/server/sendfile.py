@@ -21,6 +21,8 @@ import os
 import stat
 from typing import Any, Iterator
 
+from ..futures import wake
+
 logger = logging.getLogger("django_granian.server")
 
 CHUNK_SIZE = 256 * 1024  # chunked path: bytes read per os.pread
@@ -78,12 +80,18 @@ async def send_file_response(conn: Any, status: int, headers: Any, path: str, st
         logger.error("file response: cannot open %r: %s", path, exc.strerror or exc)
         conn.send_head(500, _ERROR_HEADERS, b"Internal Server Error\n", True)
         return
+    await send_fd_response(conn, status, headers, fd, start, count)
+
+
+async def send_fd_response(conn: Any, status: int, headers: Any, fd: int, offset: int, count: int) -> None:
+    """Send a whole response whose body is ``count`` bytes of ``fd`` from ``offset``; closes ``fd``.
+    The app's ``content-length`` is replaced by ``count``."""
     try:
         out = [(name, value) for name, value in headers if name.lower() != b"content-length"]
         out.append((b"content-length", b"%d" % count))
         conn.send_head(status, out, b"", count == 0)
         if count and not _head_only(conn):
-            await send_fd(conn, fd, start, count)
+            await send_fd(conn, fd, offset, count)
     finally:
         os.close(fd)
 
@@ -196,7 +204,7 @@ async def _writable(conn: Any, loop: asyncio.AbstractEventLoop, wait_fd: int) ->
     in ``connection_lost``; the dup keeps the socket alive, so epoll alone would never tell us)."""
     waiter = loop.create_future()
     conn.drain_waiter = waiter
-    loop.add_writer(wait_fd, _wake, waiter)
+    loop.add_writer(wait_fd, wake, waiter)
     try:
         await waiter
     finally:
@@ -205,6 +213,3 @@ async def _writable(conn: Any, loop: asyncio.AbstractEventLoop, wait_fd: int) ->
             conn.drain_waiter = None
 
 
-def _wake(waiter: asyncio.Future) -> None:
-    if not waiter.done():
-        waiter.set_result(None)

@@ -274,6 +274,20 @@ def _wsgi_route(path, environ, start_response):  # type: ignore[no-untyped-def]
         fh = open(os.path.join(os.path.dirname(__file__), "core_apps.py"), "rb")  # noqa: SIM115
         start_response("200 OK", [("Content-Type", "text/x-python")])
         return environ["wsgi.file_wrapper"](fh, 1024)
+    if path == "/bigfile":  # a file named by the query, with its Content-Length (like Django's FileResponse)
+        fh = open(environ["QUERY_STRING"], "rb")  # noqa: SIM115
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("Content-Length", str(os.fstat(fh.fileno()).st_size))])
+        return environ["wsgi.file_wrapper"](fh, 65536)
+    if path == "/tempfile":  # deleted when the app's close() closes it, before the body is sent
+        import tempfile
+
+        tmp = tempfile.NamedTemporaryFile(prefix="core-apps-")  # noqa: SIM115
+        tmp.write(b"0123456789abcdef" * 65536)  # 1 MiB
+        tmp.seek(16)  # the body starts where the file position is
+        mark("tempfile", tmp.name)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](tmp, 65536)
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Closing(environ["QUERY_STRING"] or "stream", [b"a" * 10, b"b" * 10, b"c" * 10])

@@ -27,6 +27,7 @@ logger = logging.getLogger("django_granian.app")
 STREAM_HIGH_WATER = 256 * 1024
 INPUT_HIGH_WATER = 256 * 1024
 _STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
+_FILE_TASKS: set[asyncio.Task] = set()  # file responses being sent by the event loop
 
 
 class FileWrapper:
@@ -195,7 +196,7 @@ EMPTY_INPUT = _EmptyInput()
 
 class WSGICycle:
     __slots__ = ("app", "environ", "channel", "loop", "executor", "input", "disconnected", "status", "headers",
-                 "head_sent", "sent", "written", "finished", "length", "file_task")
+                 "head_sent", "sent", "written", "finished", "length")
 
     def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
                  executor: ThreadPool, body_input: WSGIInput | None) -> None:
@@ -213,7 +214,6 @@ class WSGICycle:
         self.sent = 0  # bytes handed to the loop (app thread)
         self.written = 0  # bytes written by the loop
         self.finished = False
-        self.file_task: asyncio.Task | None = None
 
     # -- loop thread ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -260,7 +260,9 @@ class WSGICycle:
         if self.finished or self.disconnected:
             os.close(fd)
             return
-        self.file_task = self.loop.create_task(self._send_file(fd, offset, count))
+        task = self.loop.create_task(self._send_file(fd, offset, count))
+        _FILE_TASKS.add(task)  # the loop keeps only a weak reference to its tasks
+        task.add_done_callback(_FILE_TASKS.discard)
 
     async def _send_file(self, fd: int, offset: int, count: int) -> None:
         from ..server.sendfile import send_fd_response
@@ -278,7 +280,6 @@ class WSGICycle:
             return
         finally:
             self.written = self.sent
-            self.file_task = None
         self._finish()
 
     def _finish(self) -> None:

@@ -61,15 +61,12 @@ class DjangoWSGICycle(WSGICycle):
     ``close()`` (``request_finished``) still runs in that thread.
     """
 
-    __slots__ = ("pending",)
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.pending: concurrent.futures.Future | None = None
+    __slots__ = ("pending",)  # set only while an async stream waits for its next chunk
+    pending: concurrent.futures.Future | None
 
     def disconnect(self) -> None:  # loop thread
         super().disconnect()
-        pending = self.pending
+        pending = getattr(self, "pending", None)
         if pending is not None:
             pending.cancel()  # stop waiting for the next event of a stream nobody reads any more
 
@@ -108,8 +105,8 @@ class DjangoWSGICycle(WSGICycle):
         finally:
             if not loop.is_closed():
                 try:
-                    asyncio.run_coroutine_threadsafe(iterator.aclose(), loop).result()
-                except (RuntimeError, concurrent.futures.CancelledError):  # the loop stopped meanwhile
+                    asyncio.run_coroutine_threadsafe(iterator.aclose(), loop).result(timeout=10)
+                except (RuntimeError, concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
                     pass
 
 

@@ -99,6 +99,15 @@ def test_file_wrapper_outlives_close_of_a_deleted_temporary_file(server: ServerP
     poll(lambda: not os.path.exists(name))  # the app's close() ran (and deleted it)
 
 
+def test_file_wrapper_with_a_bodiless_status_sends_no_body(server: ServerProcess, marks: Path) -> None:
+    big = marks / "for-304.bin"
+    big.write_bytes(b"z" * (1024 * 1024))  # large enough for the sendfile path
+    with Conn(server.port) as c:
+        r = c.request(get(f"/app/notmodified-file?{big}"))
+        assert (r.status, len(r.body)) == (304, 0)
+        assert c.request(get("/app/x")).status == 200  # the connection is still in step
+
+
 def test_file_wrapper_hands_the_file_to_the_event_loop(server: ServerProcess, marks: Path) -> None:
     """Large file responses are sent by the event loop: three clients that do not read their 16 MiB
     downloads do not keep the server's three request threads, so a fourth request is still served."""

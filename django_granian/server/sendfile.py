@@ -90,7 +90,7 @@ async def send_fd_response(conn: Any, status: int, headers: Any, fd: int, offset
         out = [(name, value) for name, value in headers if name.lower() != b"content-length"]
         out.append((b"content-length", b"%d" % count))
         conn.send_head(status, out, b"", count == 0)
-        if count and not _head_only(conn):
+        if count and not _head_only(conn) and status >= 200 and status != 204 and status != 304:
             await send_fd(conn, fd, offset, count)
     finally:
         os.close(fd)

@@ -279,6 +279,10 @@ def _wsgi_route(path, environ, start_response):  # type: ignore[no-untyped-def]
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(os.fstat(fh.fileno()).st_size))])
         return environ["wsgi.file_wrapper"](fh, 65536)
+    if path == "/notmodified-file":  # a 304 must not carry the file, however the app hands it over
+        fh = open(environ["QUERY_STRING"], "rb")  # noqa: SIM115
+        start_response("304 Not Modified", [("ETag", '"x"')])
+        return environ["wsgi.file_wrapper"](fh, 65536)
     if path == "/tempfile":  # deleted when the app's close() closes it, before the body is sent
         import tempfile
 

@@ -228,7 +228,8 @@ class ASGIHTTPCycle(BodyWaiter):
                     return
                 self.state = _DONE
                 self.channel.response_complete(self)
-                self._wake()
+                if self.waiter is not None:  # an app task still waiting in receive(): http.disconnect
+                    self._wake()
             elif self.channel.writing_paused:
                 await self.channel.drain()
                 if self.disconnected:

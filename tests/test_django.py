@@ -434,10 +434,16 @@ def wait_statuses(url: str, expected: set, timeout: float = 30.0) -> None:
 
 def test_sighup_serves_the_deployed_code(project_env, tmp_path, project_copy):
     cmd = [sys.executable, str(project_copy / "manage.py"), "granian"]
-    with start_server(["--workers", "2"], env=project_env, tmp_path=tmp_path, cwd=project_copy, cmd=cmd) as srv:
+    args = ["--workers", "2", "--access-log-fmt", "canary-2026 %(status)d"]
+    with start_server(args, env=project_env, tmp_path=tmp_path, cwd=project_copy, cmd=cmd) as srv:
         out = wait_output(srv, "Workers are accepting connections")
         # manage.py replaced itself with a fresh supervisor: same PID, so signals reach it
         assert f"Supervisor pid {srv.proc.pid}:" in out, out
+        # the resolved options were handed over through a pipe, not left in the process's environment
+        proc = Path(f"/proc/{srv.proc.pid}")
+        assert b"canary-2026" not in (proc / "environ").read_bytes()
+        assert b"canary-2026" not in (proc / "cmdline").read_bytes()
+        assert (proc / "cmdline").read_bytes().split(b"\0")[-2] == b"django_granian.django.supervise"
         wait_output(srv, "worker-2 (pid")
         assert statuses(srv.url) == {"ok"}
         set_health(project_copy, '    return {"status": "deployed"}')

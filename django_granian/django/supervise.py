@@ -22,15 +22,26 @@ from typing import NoReturn
 
 from ..config import Config
 
-ENV = "DJANGO_GRANIAN_SUPERVISOR_CONFIG"
+ENV = "DJANGO_GRANIAN_SUPERVISOR_CONFIG_FD"
 
 
 def exec_supervisor(config: Config) -> NoReturn:
-    """Replace this process with a fresh interpreter that supervises ``config``'s workers."""
+    """Replace this process with a fresh interpreter that supervises ``config``'s workers.
+
+    The options go through an inherited pipe, not the environment: they may hold secrets (an
+    ``ssl_keyfile_password`` from ``settings.GRANIAN``), and a process's initial environment stays
+    readable in ``/proc/<pid>/environ`` for as long as it runs."""
     payload = {"options": {f.name: getattr(config, f.name) for f in dataclasses.fields(config)},
                "sources": getattr(config, "_sources", {})}
+    data = json.dumps(payload).encode()
+    if len(data) > 65536:  # more than a pipe holds before a reader exists: never for real options
+        raise RuntimeError("resolved options too large to hand over")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, data)
+    os.close(write_fd)
+    os.set_inheritable(read_fd, True)
     env = dict(os.environ)
-    env[ENV] = json.dumps(payload)
+    env[ENV] = str(read_fd)
     package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if package_parent not in _site_dirs():  # a checkout found through sys.path (manage.py's, --pythonpath)
         current = env.get("PYTHONPATH", "")
@@ -71,11 +82,12 @@ def _site_dirs() -> list[str]:
 
 
 def main() -> int:
-    raw = os.environ.pop(ENV, None)
-    if raw is None:
+    fd = os.environ.pop(ENV, None)
+    if fd is None or not fd.isdigit():
         print(f"{__name__} is started by `manage.py granian`, not by hand", file=sys.stderr)
         return 2
-    payload = json.loads(raw)
+    with os.fdopen(int(fd), "rb") as pipe:
+        payload = json.loads(pipe.read())
     config = Config(**payload["options"]).validate()
     object.__setattr__(config, "_sources", payload["sources"])
     from ..runner import run

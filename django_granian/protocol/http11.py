@@ -450,6 +450,7 @@ class ChunkedDecoder:
 
 # -- responses ------------------------------------------------------------------------------------
 
+NO_BODY_STATUS = frozenset({204, 304})  # with 1xx: responses that never have a body (RFC 9110 §6.4.1)
 _STATUS_LINES: dict[int, bytes] = {}
 
 

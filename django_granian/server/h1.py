@@ -18,7 +18,7 @@ from typing import Any
 from ..futures import wake
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
-from ..protocol.http11 import ChunkedDecoder, RequestHead, error_response, parse_head, status_line
+from ..protocol.http11 import NO_BODY_STATUS, ChunkedDecoder, RequestHead, error_response, parse_head, status_line
 from .sockets import transport_peers
 from .state import ServerState
 
@@ -32,7 +32,6 @@ LINGER_SECONDS = 2.0  # after an error response: read and drop what the client s
 _TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _GOOD_NAMES: set[bytes] = set()
 _RESP_SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"server", b"date"})
-_NO_BODY_STATUS = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -454,9 +453,9 @@ class HTTP1Protocol(asyncio.Protocol):
         else:
             extra = server.default_headers
         self.resp_status = status
-        no_body = self.head_only or status in _NO_BODY_STATUS or status < 200
+        no_body = self.head_only or status in NO_BODY_STATUS or status < 200
         if no_body:
-            if content_length < 0 and end and self.head_only and status not in _NO_BODY_STATUS:
+            if content_length < 0 and end and self.head_only and status not in NO_BODY_STATUS:
                 framing = b"content-length: " + str(len(body)).encode() + b"\r\n"
             else:
                 framing = b""
@@ -520,7 +519,7 @@ class HTTP1Protocol(asyncio.Protocol):
             elif end:
                 self.transport.write(b"0\r\n\r\n")
         elif body:
-            if self.resp_left == 0 and (self.head_only or self.resp_status in _NO_BODY_STATUS):
+            if self.resp_left == 0 and (self.head_only or self.resp_status in NO_BODY_STATUS):
                 return
             body = self._clip(body, end)
             self.resp_bytes += len(body)
@@ -533,7 +532,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if self.phase == CLOSED:
             return
         if not self.resp_chunked:
-            if not self.head_only and self.resp_status not in _NO_BODY_STATUS:
+            if not self.head_only and self.resp_status not in NO_BODY_STATUS:
                 self._clip(b"", True)
             return
         lines = [b"0\r\n"]

@@ -61,14 +61,13 @@ from ..protocol.http2 import (
     response_block,
     trailer_headers,
 )
-from ..protocol.http11 import RequestHead
+from ..protocol.http11 import NO_BODY_STATUS, RequestHead
 from .h1 import ServerResponse
 from .sockets import transport_peers
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
 
-_NO_BODY_STATUS = frozenset({204, 304})
 _SERVER_PAIR = (b"server", b"django-granian")
 _MAX_WINDOW = 16 * 1024 * 1024  # adaptive window ceiling
 LINGER = 1.0  # seconds input is drained after a connection error before the socket is closed
@@ -235,9 +234,9 @@ class H2Stream:
         if present != 3:
             block += _Defaults.get(self.server)[present]
         self.resp_status = status
-        if self.no_body or status in _NO_BODY_STATUS:
+        if self.no_body or status in NO_BODY_STATUS:
             self.no_body = True
-            if end and content_length < 0 and self.head_only and status not in _NO_BODY_STATUS:
+            if end and content_length < 0 and self.head_only and status not in NO_BODY_STATUS:
                 block += _length_field(len(body))
             body = b""
         elif content_length >= 0:

@@ -22,6 +22,7 @@ import stat
 from typing import Any, Iterator
 
 from ..futures import wake
+from ..protocol.http11 import NO_BODY_STATUS
 
 logger = logging.getLogger("django_granian.server")
 
@@ -90,7 +91,7 @@ async def send_fd_response(conn: Any, status: int, headers: Any, fd: int, offset
         out = [(name, value) for name, value in headers if name.lower() != b"content-length"]
         out.append((b"content-length", b"%d" % count))
         conn.send_head(status, out, b"", count == 0)
-        if count and not _head_only(conn) and status >= 200 and status != 204 and status != 304:
+        if count and not _head_only(conn) and status >= 200 and status not in NO_BODY_STATUS:
             await send_fd(conn, fd, offset, count)
     finally:
         os.close(fd)

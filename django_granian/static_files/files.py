@@ -237,10 +237,7 @@ class StaticFiles:
             if found is False:
                 return False
             if found is None:
-                if self.fallthrough:
-                    return False
-                channel.respond(404, _NOT_FOUND, b"Not Found\n")
-                return True
+                return self._missing(channel)
             entry = found
         if type(entry) is Redirect:
             location = entry.location + (b"?" + head.query if head.query else b"")
@@ -255,12 +252,16 @@ class StaticFiles:
         if now - entry.checked >= RECHECK:
             refreshed = self._refresh(entry, now)
             if refreshed is None:
-                if self.fallthrough:
-                    return False
-                channel.respond(404, _NOT_FOUND, b"Not Found\n")
-                return True
+                return self._missing(channel)
             entry = refreshed
         self.respond(channel, head, entry)
+        return True
+
+    def _missing(self, channel: Any) -> bool:
+        """A static path with no file: the app's turn with ``--static-path-fallthrough``, else 404."""
+        if self.fallthrough:
+            return False
+        channel.respond(404, _NOT_FOUND, b"Not Found\n")
         return True
 
     def respond(self, channel: Any, head: Any, entry: StaticFile) -> None:

@@ -258,7 +258,7 @@ class StaticFiles:
         return True
 
     def _missing(self, channel: Any) -> bool:
-        """A static path with no file: the app's turn with ``--static-path-fallthrough``, else 404."""
+        """A static path with no file: the app's turn with ``fallthrough=True``, else 404."""
         if self.fallthrough:
             return False
         channel.respond(404, _NOT_FOUND, b"Not Found\n")

@@ -19,6 +19,7 @@ import pytest
 
 from django_granian.django.supervise import interpreter_options
 from tests.conftest import ROOT, start_server
+from tests.core_client import poll
 
 MANAGE = str(ROOT / "testproject" / "manage.py")
 GRANIAN_CMD = [sys.executable, MANAGE, "granian"]
@@ -422,14 +423,7 @@ def statuses(url: str, n: int = 8) -> set:
 
 
 def wait_statuses(url: str, expected: set, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    seen: set = set()
-    while time.monotonic() < deadline:
-        seen = statuses(url)
-        if seen == expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"expected {expected}, got {seen}")
+    poll(lambda: statuses(url) == expected, timeout=timeout, interval=0.1)
 
 
 def test_sighup_serves_the_deployed_code(project_env, tmp_path, project_copy):

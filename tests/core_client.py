@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -166,3 +167,19 @@ def poll(predicate, timeout: float = 10.0, interval: float = 0.02):  # type: ign
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         time.sleep(interval)
+
+
+def concurrent_bodies(port: int, path: str, n: int, timeout: float = 20.0) -> list[bytes]:
+    """GET ``path`` on ``n`` connections at once, one thread each; the bodies in completion order."""
+    bodies: list[bytes] = []
+
+    def one() -> None:
+        with Conn(port, timeout=timeout) as c:
+            bodies.append(c.request(get(path)).body)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return bodies

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from .conftest import ServerProcess, start_server
-from .core_client import Conn, get, poll
+from .core_client import Conn, concurrent_bodies, get, poll
 
 
 @pytest.fixture(scope="module")
@@ -206,17 +205,7 @@ def test_url_path_prefix(server_factory) -> None:  # type: ignore[no-untyped-def
 
 def test_backpressure_waits_instead_of_failing(server_factory) -> None:  # type: ignore[no-untyped-def]
     with server_factory(["--interface", "asgi", "core_apps:app", "--backpressure", "2"]) as srv:
-        results: list[bytes] = []
-
-        def one() -> None:
-            with Conn(srv.port, timeout=20) as c:
-                results.append(c.request(get("/sleep?0.3")).body)
-
-        threads = [threading.Thread(target=one) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
+        results = concurrent_bodies(srv.port, "/sleep?0.3", 6)
         assert results == [b"slept"] * 6
         with Conn(srv.port) as c:
             assert c.request(get("/__max")).body == b"2"

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from .conftest import APPS, ServerProcess, start_server
-from .core_client import Conn, get, poll
+from .core_client import Conn, concurrent_bodies, get, poll
 
 
 @pytest.fixture(scope="module")
@@ -173,17 +172,7 @@ def test_header_injection_refused(server: ServerProcess) -> None:
 
 
 def test_blocking_threads_sizing(server: ServerProcess) -> None:
-    names: list[bytes] = []
-
-    def one() -> None:
-        with Conn(server.port, timeout=30) as c:
-            names.append(c.request(get("/app/sleep?0.3")).body)
-
-    threads = [threading.Thread(target=one) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    names = concurrent_bodies(server.port, "/app/sleep?0.3", 6, timeout=30)
     assert len(names) == 6 and len(set(names)) <= 3
     with Conn(server.port) as c:
         assert int(c.request(get("/app/__max")).body) == 3

@@ -110,16 +110,30 @@ class DjangoWSGICycle(WSGICycle):
                     pass
 
 
-class DjangoInterface(WSGIInterface):
-    """HTTP through the WSGI thread pool; WebSocket and lifespan through an :class:`ASGIInterface`."""
+class DjangoWSGIInterface(WSGIInterface):
+    """``--interface wsgi``: HTTP only, through Django's WSGI handler; no WebSockets. Its pool threads run
+    async views on the worker's loop (:func:`bind_async_to_sync`) and its cycles stream async responses
+    (:class:`DjangoWSGICycle`); the fast path below adds the ASGI side."""
 
-    name = "django"
     cycle_class = DjangoWSGICycle
 
-    def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool, lifespan: str) -> None:
+    def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool) -> None:
         super().__init__(project.wsgi, server, threads, multiprocess=multiprocess,
                          initializer=functools.partial(bind_async_to_sync, server.loop))
         self.project = project
+
+    def describe(self) -> str:
+        return (f"Django [WSGI {self.project.wsgi_name} in {self.threads} threads; no WebSockets "
+                "(--interface wsgi)]")
+
+
+class DjangoInterface(DjangoWSGIInterface):
+    """HTTP through the WSGI thread pool; WebSocket and lifespan through an :class:`ASGIInterface`."""
+
+    name = "django"
+
+    def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool, lifespan: str) -> None:
+        super().__init__(project, server, threads, multiprocess)
         self.asgi = ASGIInterface(project.asgi, server, lifespan)
 
     def websocket(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
@@ -149,21 +163,6 @@ class DjangoASGIInterface(ASGIInterface):
 
     def describe(self) -> str:
         return f"Django [ASGI {self.project.asgi_name} for HTTP, WebSocket and lifespan (--interface asgi)]"
-
-
-class DjangoWSGIInterface(WSGIInterface):
-    """``--interface wsgi``: HTTP only, through Django's WSGI handler; no WebSockets."""
-
-    cycle_class = DjangoWSGICycle
-
-    def __init__(self, project: Any, server: Any, threads: int, multiprocess: bool) -> None:
-        super().__init__(project.wsgi, server, threads, multiprocess=multiprocess,
-                         initializer=functools.partial(bind_async_to_sync, server.loop))
-        self.project = project
-
-    def describe(self) -> str:
-        return (f"Django [WSGI {self.project.wsgi_name} in {self.threads} threads; no WebSockets "
-                "(--interface wsgi)]")
 
 
 def make_interface(project: Any, config: Config, state: Any) -> Any:

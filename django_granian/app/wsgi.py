@@ -28,6 +28,8 @@ STREAM_HIGH_WATER = 256 * 1024
 INPUT_HIGH_WATER = 256 * 1024
 _STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
 _FILE_TASKS: set[asyncio.Task] = set()  # file responses being sent by the event loop
+_ERROR_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"))
+_ERROR_BODY = b"Internal Server Error"
 
 
 class FileWrapper:
@@ -232,17 +234,14 @@ class WSGICycle:
         if self.input is not None:
             self.input.wake()
 
-    def _deliver_head(self, status: int, headers: list, body: bytes, end: bool) -> None:
+    def _deliver_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
         self.written += len(body)
         if self.finished or self.disconnected:
             return
         try:
             self.channel.send_head(status, headers, body, end)
         except (TypeError, ValueError) as exc:
-            logger.error("invalid WSGI response headers (%s %s): %s", self.environ.get("REQUEST_METHOD"),
-                         self.environ.get("PATH_INFO"), exc)
-            self.channel.send_head(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                         (b"connection", b"close")], b"Internal Server Error", True)
+            self._headers_refused(exc)
             end = True
             self.disconnected = True  # stop the app thread from sending more
         if end:
@@ -269,11 +268,8 @@ class WSGICycle:
 
         try:
             await send_fd_response(self.channel, self.status or 500, self.headers, fd, offset, count)
-        except (TypeError, ValueError) as exc:  # headers the channel refused: nothing was written
-            logger.error("invalid WSGI response headers (%s %s): %s", self.environ.get("REQUEST_METHOD"),
-                         self.environ.get("PATH_INFO"), exc)
-            self.channel.send_head(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                         (b"connection", b"close")], b"Internal Server Error", True)
+        except (TypeError, ValueError) as exc:
+            self._headers_refused(exc)
         except OSError as exc:
             logger.debug("file response ended early: %r", exc)
             self._abort("file response failed")
@@ -281,6 +277,12 @@ class WSGICycle:
         finally:
             self.written = self.sent
         self._finish()
+
+    def _headers_refused(self, exc: Exception) -> None:
+        """The channel refused the app's headers (nothing was written): log it and answer 500."""
+        logger.error("invalid WSGI response headers (%s %s): %s", self.environ.get("REQUEST_METHOD"),
+                     self.environ.get("PATH_INFO"), exc)
+        self.channel.send_head(500, _ERROR_HEADERS, _ERROR_BODY, True)
 
     def _finish(self) -> None:
         if not self.finished:
@@ -398,9 +400,7 @@ class WSGICycle:
             logger.error("Exception in WSGI application (%s %s)", env.get("REQUEST_METHOD"),
                          env.get("PATH_INFO"), exc_info=exc)
             self.head_sent = True
-            self.loop.call_soon_threadsafe(
-                self._deliver_head, 500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                          (b"connection", b"close")], b"Internal Server Error", True)
+            self.loop.call_soon_threadsafe(self._deliver_head, 500, _ERROR_HEADERS, _ERROR_BODY, True)
         else:
             logger.error("Exception in WSGI application after the response started (%s %s); closing the "
                          "connection", env.get("REQUEST_METHOD"), env.get("PATH_INFO"), exc_info=exc)

@@ -277,14 +277,15 @@ def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> N
         return
     for task in tasks:
         task.cancel()
-    done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=max(timeout, 0.1)))
+    timeout = max(timeout, 0.1)
+    done, pending = loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             loop.call_exception_handler({"message": "unhandled exception in a task cancelled at shutdown",
                                          "exception": task.exception(), "task": task})
     if pending:
         logger.warning("%d task(s) did not finish within %.1fs of being cancelled at shutdown", len(pending),
-                       max(timeout, 0.1))
+                       timeout)
 
 
 def OPTION_FLAG(name: str) -> str:

@@ -6,6 +6,8 @@ import asyncio
 import json
 from urllib.parse import unquote
 
+from examples.hello import lifespan
+
 
 async def echo(scope, receive, send):
     """Echo text/bytes; the path selects behaviours:
@@ -22,13 +24,8 @@ async def echo(scope, receive, send):
     /slow       accept, never receive (flow control)
     """
     if scope["type"] == "lifespan":
-        while True:
-            msg = await receive()
-            if msg["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif msg["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     if scope["type"] == "http":
         await receive()
         body = json.dumps(DISCONNECTS).encode() if scope["path"] == "/last-disconnect" else b"plain http"

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="list scenarios with their servers")
     sub.add_parser("profile", help="profile one server under load with py-spy (see `profile --help`)",
                    add_help=False)
+    sub.add_parser("instructions", help="instructions per request of our server, counted by valgrind (see "
+                   "`instructions --help`)", add_help=False)
     run = sub.add_parser("run", help="run a scenario")
     run.add_argument("scenario", help="scenario name (see --list)")
     run.add_argument("--duration", type=float, default=10.0, help="seconds per measured run [10]")
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.profiling import main as profile_main
 
         return profile_main(args_list[1:])
+    if args_list[:1] == ["instructions"]:
+        from bench.instructions import main as instructions_main
+
+        return instructions_main(args_list[1:])
     ap = build_parser()
     args = ap.parse_args(argv)
     if args.list or args.command == "list":

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -39,6 +39,15 @@ class ServerProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def logged(self, text: str) -> Callable[[], str]:
+        """A check for ``core_client.wait_until``: the output so far, once it contains ``text``."""
+
+        def check() -> str:
+            out = self.output()
+            return out if text in out else ""
+
+        return check
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=timeout)

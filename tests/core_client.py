@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 
 @dataclass
@@ -157,15 +158,21 @@ def get(path: str = "/", *headers: str, method: str = "GET", body: bytes = b"", 
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def poll(predicate, timeout: float = 10.0, interval: float = 0.02):  # type: ignore[no-untyped-def]
-    """Wait until ``predicate()`` is truthy (returns it) or fail after ``timeout`` seconds."""
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout: float = 10.0, interval: float = 0.02,
+               what: str | Callable[[], str] = "condition") -> T:
+    """The tests' one polling loop: call ``check()`` every ``interval`` seconds until it returns something
+    truthy (which is returned), or fail after ``timeout`` seconds saying ``what`` was awaited (a callable
+    ``what`` is called for the message, e.g. to show the last value seen)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
         time.sleep(interval)
 
 

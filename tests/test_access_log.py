@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .core_client import Conn, get, poll
+from .core_client import Conn, get, wait_until
 
 APP = ["--interface", "asgi", "core_apps:app"]
 
@@ -13,7 +13,7 @@ def test_default_format(server_factory) -> None:  # type: ignore[no-untyped-def]
     with server_factory([*APP, "--access-log"]) as srv:
         with Conn(srv.port) as c:
             c.request(get("/hello?x=1"))
-        line = poll(lambda: [ln for ln in srv.output().splitlines() if "/hello" in ln])[0]
+        line = wait_until(lambda: [ln for ln in srv.output().splitlines() if "/hello" in ln])[0]
         assert re.fullmatch(r'\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 - "GET /hello HTTP/1\.1" '
                             r'200 \d+\.\d{3}', line), line
 
@@ -30,7 +30,7 @@ def test_all_atoms_and_escaping(server_factory) -> None:  # type: ignore[no-unty
             found = [ln for ln in srv.output().split("\n")[:-1] if ln.startswith("A|")]  # whole lines only
             return found if len(found) >= 3 else None
 
-        lines = poll(complete_lines)
+        lines = wait_until(complete_lines)
         first = lines[0].split("|")
         assert first[1:10] == ["127.0.0.1", "GET", "http", "HTTP/1.1", "/hello", "q=a%20b", "200", "5",
                                'evil\\x85\\"agent\\"\\\\ \xe9']
@@ -47,7 +47,7 @@ def test_malformed_requests_are_logged(server_factory) -> None:  # type: ignore[
         with Conn(srv.port) as c:
             c.send(b"GET /bad HTTP/1.1\nHost: x\r\n\r\n")
             assert c.read_response().status == 400
-        line = poll(lambda: [ln for ln in srv.output().splitlines() if '"- - -"' in ln])[0]
+        line = wait_until(lambda: [ln for ln in srv.output().splitlines() if '"- - -"' in ln])[0]
         assert re.fullmatch(r'\[.+\] 127\.0\.0\.1 - "- - -" 400 \d+\.\d{3}', line), line
 
 
@@ -60,7 +60,7 @@ def test_requests_the_server_answers_for_the_app_are_logged(server_factory) -> N
             assert c.read_response().status == 413
         with Conn(srv.port) as c:
             c.request(get("/hello"))  # a later request: its line proves the 413's line is already out
-        lines = poll(lambda: (found := [ln for ln in srv.output().splitlines() if '"' in ln]) and
+        lines = wait_until(lambda: (found := [ln for ln in srv.output().splitlines() if '"' in ln]) and
                      any("/hello" in ln for ln in found) and found)
         assert [ln for ln in lines if '"POST /echo HTTP/1.1" 413' in ln] and len(
             [ln for ln in lines if "/echo" in ln]) == 1, lines

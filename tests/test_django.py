@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ import pytest
 
 from django_granian.django.supervise import interpreter_options
 from tests.conftest import ROOT, start_server
-from tests.core_client import poll
+from tests.core_client import wait_until
 
 MANAGE = str(ROOT / "testproject" / "manage.py")
 GRANIAN_CMD = [sys.executable, MANAGE, "granian"]
@@ -56,16 +55,6 @@ def print_config(env: dict[str, str], *args: str) -> dict:
 def django_server(env: dict[str, str], tmp_path: Path, *args: str, command: str = "granian"):
     return start_server(["--workers", "1", *args], env=env, tmp_path=tmp_path,
                         cmd=[sys.executable, MANAGE, command])
-
-
-def wait_output(server, text: str, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        out = server.output()
-        if text in out:
-            return out
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in server output:\n{server.output()}")
 
 
 # -- settings -> options, with their sources --------------------------------------------------------
@@ -172,7 +161,7 @@ def test_proxy_warning_silenced_by_forwarded_allow_ips(project_env):
 # -- the served project ------------------------------------------------------------------------------
 def test_fast_path_end_to_end(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--access-log") as srv:
-        out = wait_output(srv, "Options:")
+        out = wait_until(srv.logged("Options:"), what=srv.output)
         assert "fast path: HTTP -> WSGI testproject.wsgi.application" in out
         assert "ASGI testproject.asgi.application" in out
         assert re.search(r"--static-path-mount=\[.*\] \(STATIC_ROOT\)", out), out
@@ -227,7 +216,7 @@ def test_fast_path_end_to_end(project_env, tmp_path):
             assert admin_css, login.text
             check_static(client, admin_css.group(1))
             assert client.get("/static/admin/css/nope.css").status_code == 404
-        wait_output(srv, '"GET /api/health HTTP/1.1" 200')
+        wait_until(srv.logged('"GET /api/health HTTP/1.1" 200'), what=srv.output)
 
 
 @pytest.mark.parametrize("interface", ["auto", "asgi"])
@@ -278,7 +267,7 @@ def check_static(client: httpx.Client, url: str) -> None:
 def test_force_script_name(project_env, tmp_path, interface):
     project_env["TESTPROJECT_SCRIPT_NAME"] = "/prefix"
     with django_server(project_env, tmp_path, "--interface", interface) as srv:
-        out = wait_output(srv, "Options:")
+        out = wait_until(srv.logged("Options:"), what=srv.output)
         assert "--url-path-prefix='/prefix' (FORCE_SCRIPT_NAME)" in out
         with httpx.Client(base_url=srv.url, timeout=10) as client:
             info = client.get("/prefix/info/?x=1").json()
@@ -297,7 +286,7 @@ def test_force_script_name(project_env, tmp_path, interface):
 
 def test_interface_asgi(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--interface", "asgi") as srv:
-        out = wait_output(srv, "Options:")
+        out = wait_until(srv.logged("Options:"), what=srv.output)
         assert "Django [ASGI testproject.asgi.application" in out
         assert "Django's ASGI handler serves this app" not in out  # the user chose this path knowingly
         with httpx.Client(base_url=srv.url, timeout=10) as client:
@@ -313,7 +302,7 @@ def test_granian_command_line_with_the_program_name_swapped(project_env, tmp_pat
             "testproject.asgi:application"]
     env = {**project_env, "DJANGO_SETTINGS_MODULE": "testproject.settings"}
     with start_server(args, env=env, tmp_path=tmp_path, cwd=ROOT / "testproject") as srv:
-        out = wait_output(srv, "Django's ASGI handler serves this app")
+        out = wait_until(srv.logged("Django's ASGI handler serves this app"), what=srv.output)
         assert "manage.py granian" in out
         with httpx.Client(base_url=srv.url, timeout=10) as client:
             assert client.get("/api/health").json() == {"status": "ok"}
@@ -352,7 +341,7 @@ def test_async_stream_gives_its_thread_back_when_the_client_leaves(project_env, 
 
 def test_runserver_prod_alias(project_env, tmp_path):
     with django_server(project_env, tmp_path, command="runserver_prod") as srv:
-        wait_output(srv, "fast path")
+        wait_until(srv.logged("fast path"), what=srv.output)
         r = httpx.get(srv.url + "/api/health", timeout=10)
         assert r.status_code == 200 and r.json() == {"status": "ok"}
 
@@ -360,7 +349,7 @@ def test_runserver_prod_alias(project_env, tmp_path):
 def test_settings_granian_applied(project_env, tmp_path):
     project_env["TESTPROJECT_GRANIAN"] = json.dumps({"http1_keep_alive": False, "blocking_threads": 3})
     with django_server(project_env, tmp_path) as srv:
-        out = wait_output(srv, "Options:")
+        out = wait_until(srv.logged("Options:"), what=srv.output)
         assert "in 3 threads" in out
         assert "--http1-keep-alive=False (settings.GRANIAN)" in out
         r = httpx.get(srv.url + "/api/health", timeout=10)
@@ -422,15 +411,11 @@ def statuses(url: str, n: int = 8) -> set:
     return out
 
 
-def wait_statuses(url: str, expected: set, timeout: float = 30.0) -> None:
-    poll(lambda: statuses(url) == expected, timeout=timeout, interval=0.1)
-
-
 def test_sighup_serves_the_deployed_code(project_env, tmp_path, project_copy):
     cmd = [sys.executable, str(project_copy / "manage.py"), "granian"]
     args = ["--workers", "2", "--access-log-fmt", "canary-2026 %(status)d"]
     with start_server(args, env=project_env, tmp_path=tmp_path, cwd=project_copy, cmd=cmd) as srv:
-        out = wait_output(srv, "Workers are accepting connections")
+        out = wait_until(srv.logged("Workers are accepting connections"), what=srv.output)
         # manage.py replaced itself with a fresh supervisor: same PID, so signals reach it
         assert f"Supervisor pid {srv.proc.pid}:" in out, out
         # the resolved options were handed over through a pipe, not left in the process's environment
@@ -438,14 +423,14 @@ def test_sighup_serves_the_deployed_code(project_env, tmp_path, project_copy):
         assert b"canary-2026" not in (proc / "environ").read_bytes()
         assert b"canary-2026" not in (proc / "cmdline").read_bytes()
         assert (proc / "cmdline").read_bytes().split(b"\0")[-2] == b"django_granian.django.supervise"
-        wait_output(srv, "worker-2 (pid")
+        wait_until(srv.logged("worker-2 (pid"), what=srv.output)
         assert statuses(srv.url) == {"ok"}
         set_health(project_copy, '    return {"status": "deployed"}')
         # both workers imported the views when they started: nothing changes until we say so
         assert statuses(srv.url) == {"ok"}
         srv.proc.send_signal(signal.SIGHUP)
-        wait_output(srv, "replaces worker-2", timeout=30)
-        wait_statuses(srv.url, {"deployed"})
+        wait_until(srv.logged("replaces worker-2"), 30, what=srv.output)
+        wait_until(lambda: statuses(srv.url) == {"deployed"}, 30, 0.1)
         assert srv.stop() == 0
 
 
@@ -453,17 +438,17 @@ def test_reload_serves_edits_and_keeps_serving_through_a_broken_view(project_env
     cmd = [sys.executable, str(project_copy / "manage.py"), "granian"]
     args = ["--reload", "--reload-tick", "20"]
     with start_server(args, env=project_env, tmp_path=tmp_path, cwd=project_copy, cmd=cmd) as srv:
-        wait_output(srv, "Workers are accepting connections")
+        wait_until(srv.logged("Workers are accepting connections"), what=srv.output)
         assert statuses(srv.url, 2) == {"ok"}
         set_health(project_copy, '    return {"status": "edited"}')
-        wait_statuses(srv.url, {"edited"})
+        wait_until(lambda: statuses(srv.url) == {"edited"}, 30, 0.1)
         # a view module that no longer imports: the new worker fails to start, the running one stays
         set_health(project_copy, '    return {"status": "broken"')
-        wait_output(srv, "failed to start", timeout=30)
+        wait_until(srv.logged("failed to start"), 30, what=srv.output)
         assert "SyntaxError" in srv.output()
         assert statuses(srv.url, 2) == {"edited"}
         set_health(project_copy, '    return {"status": "fixed"}')
-        wait_statuses(srv.url, {"fixed"})
+        wait_until(lambda: statuses(srv.url) == {"fixed"}, 30, 0.1)
         assert srv.stop() == 0
 
 

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 
 from .conftest import ServerProcess, start_server
-from .core_client import Conn, concurrent_bodies, get, poll
+from .core_client import Conn, concurrent_bodies, get, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +165,12 @@ def test_client_disconnect_mid_request_reaches_the_app(server: ServerProcess, ma
     marker = mark_dir / "disconnected"
     with Conn(server.port) as c:
         c.send(get("/wait-disconnect", "Content-Length: 10", method="POST") + b"abc")
-    poll(marker.exists)
+    wait_until(marker.exists)
     marker.unlink()
     with Conn(server.port) as c:  # a complete request whose client goes away
         c.send(get("/wait-disconnect"))
         assert c.expect_nothing(0.2)
-    poll(marker.exists)
+    wait_until(marker.exists)
 
 
 def test_half_closed_client_gets_immediate_answers(server: ServerProcess) -> None:

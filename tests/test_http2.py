@@ -521,7 +521,7 @@ def test_keep_alive_ping_and_idle(server_factory):
 def test_server_answered_streams_are_logged(server_factory):
     """A body over --limit-request-body is answered 413 by the server for the app: the exchange is in
     the access log once, with its method and path, like any response."""
-    from tests.core_client import poll
+    from tests.core_client import wait_until
 
     with server_factory([*APP, "--access-log", "--limit-request-body", "10"]) as srv:
         client = H2Client(srv.port)
@@ -529,5 +529,5 @@ def test_server_answered_streams_are_logged(server_factory):
         headers, _ = client.response(sid)
         assert headers[b":status"] == b"413"
         client.close()
-        line = poll(lambda: [ln for ln in srv.output().splitlines() if '"POST /echo HTTP/2"' in ln])
+        line = wait_until(lambda: [ln for ln in srv.output().splitlines() if '"POST /echo HTTP/2"' in ln])
         assert len(line) == 1 and '" 413 ' in line[0], line

@@ -7,19 +7,24 @@ import os
 import signal
 import tempfile
 import time
+from typing import Callable
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port, start_server
+from tests.core_client import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
 APP = ["--interface", "asgi", "workers_app:app"]
 
 
-def scrape(port: int) -> dict[str, dict[tuple, float]]:
+Samples = dict[str, dict[tuple, float]]
+
+
+def scrape(port: int) -> Samples:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     out: dict[str, dict[tuple, float]] = {}
     for family in text_string_to_metric_families(text):
@@ -33,18 +38,17 @@ def total(samples: dict[str, dict[tuple, float]], name: str, **labels: str) -> f
     return sum(v for k, v in samples.get(name, {}).items() if want <= set(k))
 
 
-def wait_metrics(port: int, cond, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+def metrics_where(port: int, cond: Callable[[Samples], bool]) -> Callable[[], Samples | None]:
+    """A check for wait_until: the scrape of ``port``'s /metrics once ``cond`` holds for it."""
+
+    def check() -> Samples | None:
         try:
-            last = scrape(port)
+            samples = scrape(port)
         except httpx.HTTPError:
-            last = None
-        if last is not None and cond(last):
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"metrics condition not met; last scrape: {last}")
+            return None
+        return samples if cond(samples) else None
+
+    return check
 
 
 def test_metrics_count_requests_across_workers(tmp_path):
@@ -52,15 +56,15 @@ def test_metrics_count_requests_across_workers(tmp_path):
     args = [*APP, "--workers", "2", "--metrics", "--metrics-port", str(mport), "--metrics-scrape-interval", "1"]
     before = _metrics_dirs()
     with start_server(args, tmp_path=tmp_path) as srv:
-        wait_metrics(mport, lambda m: total(m, "django_granian_workers") == 2)
+        wait_until(metrics_where(mport, lambda m: total(m, "django_granian_workers") == 2), 30)
         for _ in range(10):
             assert httpx.get(srv.url).status_code == 200
         with httpx.Client() as client:
             for _ in range(3):
                 assert client.get(srv.url + "/status/404").status_code == 404
             assert client.get(srv.url + "/slow?t=0.06").status_code == 200
-        m = wait_metrics(mport, lambda m: total(m, "django_granian_requests_total") == 14
-                         and total(m, "django_granian_request_duration_seconds_count") == 14)
+        m = wait_until(metrics_where(mport, lambda m: total(m, "django_granian_requests_total") == 14
+                                     and total(m, "django_granian_request_duration_seconds_count") == 14), 30)
         assert total(m, "django_granian_responses_total", status="200") == 11
         assert total(m, "django_granian_responses_total", status="404") == 3
         # 10 + one keep-alive client + the fixture's readiness probe
@@ -88,16 +92,17 @@ def test_metrics_count_respawns_and_keep_counts_of_dead_workers(tmp_path):
     args = [*APP, "--workers", "1", "--metrics", "--metrics-port", str(mport), "--metrics-scrape-interval", "1",
             "--respawn-failed-workers", "--respawn-interval", "0.1"]
     with start_server(args, tmp_path=tmp_path) as srv:
-        m = wait_metrics(mport, lambda m: total(m, "django_granian_workers") == 1)
+        m = wait_until(metrics_where(mport, lambda m: total(m, "django_granian_workers") == 1), 30)
         for _ in range(5):
             httpx.get(srv.url)
-        wait_metrics(mport, lambda m: total(m, "django_granian_requests_total") == 5)
+        wait_until(metrics_where(mport, lambda m: total(m, "django_granian_requests_total") == 5), 30)
         worker = int(httpx.get(srv.url).text)  # the 6th request is flushed when the worker stops
         os.kill(worker, signal.SIGTERM)  # a worker stopping on its own counts as a crash here
-        m = wait_metrics(mport, lambda m: total(m, "django_granian_worker_respawns_total", reason="crash") == 1)
+        m = wait_until(metrics_where(mport, lambda m: total(m, "django_granian_worker_respawns_total",
+                                                            reason="crash") == 1), 30)
         assert total(m, "django_granian_requests_total") == 6
         httpx.get(srv.url)
-        wait_metrics(mport, lambda m: total(m, "django_granian_requests_total") == 7)
+        wait_until(metrics_where(mport, lambda m: total(m, "django_granian_requests_total") == 7), 30)
 
 
 def test_worker_metrics_unit():

@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from .conftest import http_request, start_server
-from .test_static import _stream_measuring, make_big, wait_until
+from .core_client import wait_until
+from .test_static import _stream_measuring, make_big
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from typing import Callable
 
 import httpx
 import pytest
@@ -10,6 +10,7 @@ import pytest
 from django_granian.config import Config, ConfigError
 from django_granian.workers import reload
 from tests.conftest import start_server
+from tests.core_client import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -31,15 +32,9 @@ def body(url: str) -> str | None:
         return None
 
 
-def wait_for(url: str, expected: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = body(url)
-        if last == expected:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"expected {expected!r}, last response {last!r}")
+def serves(url: str, expected: str) -> Callable[[], bool]:
+    """A check for wait_until: ``url`` answers ``expected``."""
+    return lambda: body(url) == expected
 
 
 def reload_args(tmp_path, *extra: str) -> list[str]:
@@ -53,19 +48,16 @@ def test_reload_picks_up_edits_and_survives_a_syntax_error(tmp_path):
     app = src / "reload_app.py"
     write_app(app, "v1")
     with start_server(reload_args(tmp_path), tmp_path=tmp_path) as srv:
-        wait_for(srv.url, "v1")
+        wait_until(serves(srv.url, "v1"), timeout=30)
         write_app(app, "v2")
-        wait_for(srv.url, "v2")
+        wait_until(serves(srv.url, "v2"), timeout=30)
         app.write_text("def broken(:\n")
-        deadline = time.monotonic() + 30
-        while "failed to start" not in srv.output():
-            assert time.monotonic() < deadline, srv.output()
-            time.sleep(0.05)
+        wait_until(srv.logged("failed to start"), 30, what=srv.output)
         assert srv.proc.poll() is None  # the supervisor is alive...
         assert body(srv.url) == "v2"  # ...and the previous version keeps serving
         assert "SyntaxError" in srv.output()
         write_app(app, "v3")
-        wait_for(srv.url, "v3")
+        wait_until(serves(srv.url, "v3"), timeout=30)
         assert srv.stop() == 0
 
 
@@ -75,13 +67,10 @@ def test_reload_starting_with_a_broken_app_waits_for_a_fix(tmp_path):
     app = src / "reload_app.py"
     app.write_text("raise RuntimeError('not yet')\n")
     with start_server(reload_args(tmp_path), tmp_path=tmp_path) as srv:  # the supervisor's socket accepts
-        deadline = time.monotonic() + 30
-        while "waiting for the next change" not in srv.output():
-            assert time.monotonic() < deadline, srv.output()
-            time.sleep(0.05)
+        wait_until(srv.logged("waiting for the next change"), 30, what=srv.output)
         assert srv.proc.poll() is None
         write_app(app, "fixed")
-        wait_for(srv.url, "fixed")
+        wait_until(serves(srv.url, "fixed"), timeout=30)
 
 
 def test_reload_ignore_patterns_and_dirs(tmp_path):
@@ -91,15 +80,15 @@ def test_reload_ignore_patterns_and_dirs(tmp_path):
     write_app(app, "v1")
     args = reload_args(tmp_path, "--reload-ignore-patterns", r"^scratch_.*\.py$", "--reload-ignore-dirs", "generated")
     with start_server(args, tmp_path=tmp_path) as srv:
-        wait_for(srv.url, "v1")
+        wait_until(serves(srv.url, "v1"), timeout=30)
         (src / "scratch_notes.py").write_text("x = 1\n")
         (src / "generated" / "models.py").write_text("x = 1\n")
         (src / "data.txt").write_text("not python\n")  # default filter: Python files only
-        time.sleep(1.0)  # a reload, if wrongly triggered, would be logged well within this
-        assert "Changes detected" not in srv.output()
-        write_app(app, "v2")
-        wait_for(srv.url, "v2")
-        assert "Changes detected in reload_app.py" in srv.output()
+        write_app(app, "v2")  # reported after (or together with) the changes above, had they not been ignored
+        wait_until(serves(srv.url, "v2"), timeout=30)
+        reported = [line for line in srv.output().splitlines() if "Changes detected" in line]
+        assert reported and all(line.endswith("Changes detected in reload_app.py: reloading") for line in reported), \
+            reported
 
 
 @pytest.mark.parametrize(("opts", "message"), [

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .core_client import Conn, get, poll
+from .core_client import Conn, get, wait_until
 
 
 def fetch(port: int, path: str) -> bytes:
@@ -27,7 +27,7 @@ def test_graceful_shutdown(server_factory, tmp_path: Path, sig: int, interface: 
         assert idle.request(get("/x")).status == 200
         busy = Conn(srv.port, timeout=20)
         busy.send(get("/sleep?1.5"))
-        poll(lambda: fetch(srv.port, "/__count") == b"2")  # /x and the sleeping request reached the app
+        wait_until(lambda: fetch(srv.port, "/__count") == b"2")  # /x and the sleeping request reached the app
         result: dict = {}
 
         def stop() -> None:
@@ -48,7 +48,7 @@ def test_graceful_timeout_cuts_long_requests(server_factory) -> None:  # type: i
     with server_factory(["--interface", "asgi", "core_apps:app", "--graceful-timeout", "0.5"]) as srv:
         busy = Conn(srv.port, timeout=20)
         busy.send(get("/sleep?30"))
-        poll(lambda: fetch(srv.port, "/__count") == b"1")
+        wait_until(lambda: fetch(srv.port, "/__count") == b"1")
         assert srv.stop(signal.SIGTERM) == 0
         assert busy.read_to_close(timeout=5)
 
@@ -69,11 +69,11 @@ def test_requests_waiting_for_a_backpressure_slot_are_served_during_shutdown(  #
     with server_factory(args, env={"CORE_MARK_DIR": str(tmp_path)}) as srv:
         busy = Conn(srv.port, timeout=20)
         busy.send(get("/sleep?1"))
-        poll(lambda: (tmp_path / "sleeping").exists())  # the only slot is taken
+        wait_until(lambda: (tmp_path / "sleeping").exists())  # the only slot is taken
         parked = Conn(srv.port, timeout=20)
         parked.send(get("/hello"))  # no slot: it waits for the sleeping request's
         server = psutil.Process(srv.proc.pid)
-        poll(lambda: sum(c.status == "ESTABLISHED" for c in server.net_connections("tcp")) >= 2)  # accepted
+        wait_until(lambda: sum(c.status == "ESTABLISHED" for c in server.net_connections("tcp")) >= 2)  # accepted
         result: dict = {}
         stopper = threading.Thread(target=lambda: result.setdefault("code", srv.stop(signal.SIGTERM)))
         stopper.start()

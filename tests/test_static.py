@@ -16,7 +16,7 @@ import threading
 import time
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import httpx
 import psutil
@@ -29,20 +29,11 @@ from django_granian.static_files.files import StaticFiles, _choose
 from django_granian.static_files.paths import split_request_path, url_for
 
 from .conftest import free_port, http_request, start_server
+from .core_client import wait_until
 
 CSS = ("body { color: #123456; }\n" * 1024).encode()  # 24 KiB of text
 FAKE_BR = b"BROTLI" * 10  # served as is (the server never decodes it); smaller than the .gz
 BIG_SIZE = 50 * 1024 * 1024
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def tree_rss(pid: int) -> int:

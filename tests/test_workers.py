@@ -17,20 +17,11 @@ import pytest
 from django_granian.config import Config
 from django_granian.workers import needs_supervisor, sizing
 from tests.conftest import APPS, ROOT, free_port, start_server
+from tests.core_client import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
 APP = ["--interface", "asgi", "workers_app:app"]
-
-
-def wait_until(cond, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def children(proc: subprocess.Popen) -> list[int]:

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from .conftest import APPS, ServerProcess, start_server
-from .core_client import Conn, concurrent_bodies, get, poll
+from .core_client import Conn, concurrent_bodies, get, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_file_wrapper_outlives_close_of_a_deleted_temporary_file(server: ServerP
     assert r.status == 200 and r.header("content-length") == str(1024 * 1024 - 16).encode()
     assert r.body == (b"0123456789abcdef" * 65536)[16:]
     name = (marks / "tempfile").read_text()
-    poll(lambda: not os.path.exists(name))  # the app's close() ran (and deleted it)
+    wait_until(lambda: not os.path.exists(name))  # the app's close() ran (and deleted it)
 
 
 def test_file_wrapper_with_a_bodiless_status_sends_no_body(server: ServerProcess, marks: Path) -> None:
@@ -116,7 +116,7 @@ def test_file_wrapper_hands_the_file_to_the_event_loop(server: ServerProcess, ma
     stalled = [Conn(server.port, timeout=20) for _ in range(3)]
     for conn in stalled:
         conn.send(get(f"/app/bigfile?{big}"))
-    poll(lambda: count(server.port) >= before + 3)  # (itself a request that needs a free thread)
+    wait_until(lambda: count(server.port) >= before + 3)  # (itself a request that needs a free thread)
     with Conn(server.port, timeout=10) as c:
         assert c.request(get("/app/other")).status == 200
     with stalled[0] as c:  # and a download read to the end is complete
@@ -136,7 +136,7 @@ def test_streamed_iterable_and_close(server: ServerProcess, marks: Path) -> None
         r = c.request(get("/app/stream?s1"))
         assert r.body == b"a" * 10 + b"b" * 10 + b"c" * 10
         assert r.header("transfer-encoding") == b"chunked"
-    poll((marks / "closed-s1").exists)
+    wait_until((marks / "closed-s1").exists)
     with Conn(server.port) as c:
         r = c.request(get("/app/write"))
         assert r.body == b"written,returned"
@@ -147,12 +147,12 @@ def test_close_called_on_error_and_disconnect(server: ServerProcess, marks: Path
         c.send(get("/app/error-after"))
         assert c.read_to_close()
         assert c.buf.startswith(b"HTTP/1.1 200") and not c.buf.endswith(b"0\r\n\r\n")
-    poll((marks / "closed-error-after").exists)
+    wait_until((marks / "closed-error-after").exists)
     assert "after the response started" in server.output()
     with Conn(server.port) as c:
         c.send(get("/app/big-stream"))
         c.sock.recv(1000)  # read a little of a 4 MB response, then go away
-    poll((marks / "closed-big").exists)
+    wait_until((marks / "closed-big").exists)
 
 
 def test_error_before_and_exc_info(server: ServerProcess) -> None:

@@ -11,8 +11,13 @@ listening socket stays open in the supervisor, so connections queue in the share
 request is refused; the old worker finishes in-flight requests (``Server`` graceful shutdown) and
 is SIGKILLed only after ``--workers-kill-timeout``.
 
-Signals: SIGHUP rolling restart, SIGTERM/SIGINT graceful stop (a second one forces), SIGTTIN /
-SIGTTOU one worker more / less.
+Signals are queued by the handler and dispatched from the loop to ``handle_<signal>`` methods:
+SIGHUP rolling restart, SIGTERM/SIGINT graceful stop (a second one forces), SIGTTIN / SIGTTOU one
+worker more / less, SIGCHLD only wakes the loop.
+
+Next to this module: :mod:`.handle` (what is known about one worker), :mod:`.helpers` (the metrics
+exporter and reload watcher processes), :mod:`.recycling` (lifetime, max-RSS, max-requests:
+when a worker is due for replacement), :mod:`.worker` (the worker process itself).
 """
 
 from __future__ import annotations
@@ -28,39 +33,13 @@ from typing import Any
 
 from ..config import Config, ConfigError
 from ..server.sockets import bind_sockets, describe_socket
+from .handle import RUNNING, STARTING, STOPPING, WorkerHandle
+from .helpers import HANDLED_SIGNALS, WATCHER_READY, Helpers, fork
+from .recycling import Recycler
 
 logger = logging.getLogger("django_granian")
 
-STARTING, RUNNING, STOPPING = "starting", "running", "stopping"
 CRASH_LOOP_LIMIT = 5  # consecutive start-up failures (no worker became ready in between) before giving up
-HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD)
-
-
-class WorkerHandle:
-    __slots__ = ("pid", "slot", "chan", "generation", "state", "spawned", "ready_at", "kill_at", "successor",
-                 "predecessor", "replace_reason", "retry_at", "rss_over", "error", "buf", "reason")
-
-    def __init__(self, pid: int, slot: int, chan: socket.socket, generation: int, now: float) -> None:
-        self.pid = pid
-        self.slot = slot
-        self.chan = chan
-        self.generation = generation
-        self.state = STARTING
-        self.spawned = now
-        self.ready_at = 0.0
-        self.kill_at = 0.0
-        self.successor: WorkerHandle | None = None
-        self.predecessor: WorkerHandle | None = None
-        self.replace_reason: str | None = None
-        self.retry_at = 0.0
-        self.rss_over = 0
-        self.error = ""
-        self.buf = b""
-        self.reason = ""  # why this worker was started (respawn reason for metrics)
-
-    @property
-    def name(self) -> str:
-        return f"worker-{self.slot} (pid {self.pid})"
 
 
 class Supervisor:
@@ -68,9 +47,10 @@ class Supervisor:
         self.config = config
         self.target = config.workers
         self.workers: dict[int, WorkerHandle] = {}
-        self.helpers: dict[int, str] = {}  # pid -> "metrics" | "reload"
         self.sockets: list[socket.socket] = []
         self.sel = selectors.DefaultSelector()
+        self.helpers = Helpers(config, self.sel, self.sockets, self._supervisor_fds)
+        self.recycler = Recycler(config)
         self.pending_signals: deque[int] = deque()
         self.pending_slots: dict[int, float] = {}  # slot -> when to (re)spawn
         self.waiting_for_change: set[int] = set()  # reload mode: slots to start after the next change
@@ -81,13 +61,8 @@ class Supervisor:
         self.exit_code = 0
         self.ever_ready = False
         self.failures = 0  # consecutive start-up failures
-        self.next_rss = 0.0
         self.pid_file_written = False
-        self.metrics_dir: Any = None
-        self.metrics: Any = None
-        self.metrics_sock: socket.socket | None = None
-        self.watcher_chan: socket.socket | None = None
-        self.watch_args: tuple[list[str], Any] | None = None
+        self.metrics: Any = None  # SupervisorMetrics (respawns, worker gauge), when --metrics is on
         self._wake_r = self._wake_w = -1
 
     # -- start-up checks --------------------------------------------------------------------------
@@ -100,7 +75,7 @@ class Supervisor:
             from . import reload
 
             reload.check_available()
-            self.watch_args = (reload.watch_paths(config), reload.build_filter(config))
+            self.helpers.watch_args = (reload.watch_paths(config), reload.build_filter(config))
         if config.metrics:
             from . import metrics
 
@@ -122,7 +97,8 @@ class Supervisor:
             self._bind()
             self._write_pid_file()
             if self.config.metrics:
-                self._start_metrics()
+                self.helpers.start_metrics()
+                self.metrics = self.recycler.metrics = self.helpers.metrics
         except ConfigError as exc:
             logger.error("%s", exc)
             self._cleanup()
@@ -133,8 +109,8 @@ class Supervisor:
             set_process_title(f"{self.config.process_name} supervisor")
         try:
             self._install_signals()
-            if self.watch_args is not None:
-                self._start_watcher()
+            if self.helpers.watch_args is not None:
+                self.helpers.start_watcher()
             mode = "reload, " if self.config.reload else ""
             logger.info("Supervisor pid %d: starting %d worker(s) (%s%s)", os.getpid(), self.target, mode,
                         ", ".join(describe_socket(s) for s in self.sockets))
@@ -151,10 +127,10 @@ class Supervisor:
 
         inherited = systemd_sockets() if self.config.fd is None else None
         if inherited:
-            self.sockets = inherited
+            self.sockets[:] = inherited  # the list the helpers share
             logger.info("Using %d socket(s) from systemd socket activation", len(inherited))
         else:
-            self.sockets = bind_sockets(self.config)
+            self.sockets[:] = bind_sockets(self.config)
 
     def _write_pid_file(self) -> None:
         path = self.config.pid_file
@@ -217,41 +193,63 @@ class Supervisor:
                 deadlines.append(w.retry_at)
         if self.stopping:
             deadlines.append(self.stop_deadline)
-        elif self.config.workers_max_rss or self.metrics is not None:
-            deadlines.append(self.next_rss)
+        elif self.recycler.samples_rss:
+            deadlines.append(self.recycler.next_sample)
         return min(deadlines) - now
 
-    # -- signals --------------------------------------------------------------------------------------
+    # -- signals ----------------------------------------------------------------------------------------
     def _handle_signals(self, now: float) -> None:
         while self.pending_signals:
             sig = self.pending_signals.popleft()
-            if sig in (signal.SIGINT, signal.SIGTERM):
-                if self.stopping:
-                    logger.warning("Second %s: forcing workers to stop", signal.Signals(sig).name)
-                    self._signal_all(signal.SIGINT)
-                else:
-                    logger.info("%s received: shutting down gracefully", signal.Signals(sig).name)
-                    self.stop(now, 0)
-            elif sig == signal.SIGHUP and not self.stopping:
-                logger.info("SIGHUP received: rolling restart of %d worker(s)", self.target)
-                self._new_generation(now, parallel=False)
-            elif sig == signal.SIGTTIN and not self.stopping:
-                self.target += 1
-                logger.info("SIGTTIN received: increasing workers to %d", self.target)
-                self._spawn(self.target, now, "scale")
-            elif sig == signal.SIGTTOU and not self.stopping:
-                if self.target <= 1:
-                    logger.info("SIGTTOU received: already at one worker")
-                    continue
-                slot = self.target
-                self.target -= 1
-                logger.info("SIGTTOU received: decreasing workers to %d", self.target)
-                self.pending_slots.pop(slot, None)
-                self.waiting_for_change.discard(slot)
-                for w in list(self.workers.values()):
-                    if w.slot == slot:
-                        self._stop_worker(w, now)
-            # SIGCHLD only wakes the loop; _reap collects the children
+            getattr(self, "handle_" + signal.Signals(sig).name.lower())(now)
+
+    def handle_sigint(self, now: float) -> None:
+        """Graceful stop; a second SIGINT/SIGTERM forces the workers to stop."""
+        self._stop_signal("SIGINT", now)
+
+    def handle_sigterm(self, now: float) -> None:
+        """Graceful stop, like SIGINT."""
+        self._stop_signal("SIGTERM", now)
+
+    def _stop_signal(self, name: str, now: float) -> None:
+        if self.stopping:
+            logger.warning("Second %s: forcing workers to stop", name)
+            self._signal_all(signal.SIGINT)
+        else:
+            logger.info("%s received: shutting down gracefully", name)
+            self.stop(now, 0)
+
+    def handle_sighup(self, now: float) -> None:
+        """Rolling restart: each worker is replaced by a new one, one at a time."""
+        if not self.stopping:
+            logger.info("SIGHUP received: rolling restart of %d worker(s)", self.target)
+            self._new_generation(now, parallel=False)
+
+    def handle_sigttin(self, now: float) -> None:
+        """One worker more."""
+        if not self.stopping:
+            self.target += 1
+            logger.info("SIGTTIN received: increasing workers to %d", self.target)
+            self._spawn(self.target, now, "scale")
+
+    def handle_sigttou(self, now: float) -> None:
+        """One worker less (never below one)."""
+        if self.stopping:
+            return
+        if self.target <= 1:
+            logger.info("SIGTTOU received: already at one worker")
+            return
+        slot = self.target
+        self.target -= 1
+        logger.info("SIGTTOU received: decreasing workers to %d", self.target)
+        self.pending_slots.pop(slot, None)
+        self.waiting_for_change.discard(slot)
+        for w in list(self.workers.values()):
+            if w.slot == slot:
+                self._stop_worker(w, now)
+
+    def handle_sigchld(self, now: float) -> None:
+        """Only wakes the loop: ``_reap`` collects the children."""
 
     def _new_generation(self, now: float, *, parallel: bool) -> None:
         self.generation += 1
@@ -299,9 +297,7 @@ class Supervisor:
         worker channels see EOF when the supervisor dies, and the metrics port is not kept bound)."""
         fds = [self._wake_r, self._wake_w]
         fds += [w.chan.fileno() for w in self.workers.values()]
-        for sock in (self.watcher_chan, self.metrics_sock):
-            if sock is not None:
-                fds.append(sock.fileno())
+        fds += self.helpers.own_fds()
         try:
             fds.append(self.sel.fileno())  # type: ignore[attr-defined]
         except (AttributeError, NotImplementedError):  # pragma: no cover
@@ -311,7 +307,7 @@ class Supervisor:
     def _spawn(self, slot: int, now: float, reason: str, predecessor: WorkerHandle | None = None) -> WorkerHandle:
         parent_end, child_end = socket.socketpair()
         close_fds = [parent_end.fileno(), *self._supervisor_fds()]
-        pid = _fork()
+        pid = fork()
         if pid == 0:  # pragma: no cover - child (covered by the end-to-end tests)
             from .worker import worker_main
 
@@ -355,8 +351,7 @@ class Supervisor:
             if kind == b"R":
                 self._on_ready(w, time.monotonic())
             elif kind == b"M":
-                if w.replace_reason is None:
-                    w.replace_reason = "max-requests"
+                self.recycler.max_requests_reached(w)
             elif kind == b"E":
                 w.error = text
 
@@ -391,28 +386,13 @@ class Supervisor:
         self._update_worker_gauge()
 
     def _read_watcher(self) -> None:
-        chan = self.watcher_chan
-        if chan is None:
+        said = self.helpers.read_watcher()
+        if said is None or self.stopping:
             return
-        try:
-            data = chan.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.sel.unregister(chan)
-            chan.close()
-            self.watcher_chan = None
-            return
-        if self.stopping:
-            return
-        lines = data.split(b"\n")
-        names = [line[1:].decode("utf-8", "replace") for line in lines if line.startswith(b"C")]
-        if names:
-            logger.info("Changes detected in %s: reloading", ", ".join(names)[:300])
+        if said != WATCHER_READY:
+            logger.info("Changes detected in %s: reloading", ", ".join(said)[:300])
             self._new_generation(time.monotonic(), parallel=True)
-        elif b"R" in lines:
+        else:
             logger.debug("reload watcher ready")
             if self.waiting_for_change:
                 # a fix saved while the watcher was still starting would go unnoticed: try once more
@@ -429,8 +409,7 @@ class Supervisor:
             if pid == 0:
                 return
             code = os.waitstatus_to_exitcode(status)
-            if pid in self.helpers:
-                self._helper_exited(self.helpers.pop(pid), code)
+            if self.helpers.exited(pid, code, self.stopping):
                 continue
             w = self.workers.pop(pid, None)
             if w is None:
@@ -450,8 +429,8 @@ class Supervisor:
                     if line.startswith(b"E"):
                         w.error = line[1:].decode("utf-8", "replace")
                 self._close_chan(w)
-            if self.metrics_dir is not None:
-                self.metrics_dir.process_dead(pid)
+            if self.helpers.metrics_dir is not None:
+                self.helpers.metrics_dir.process_dead(pid)
             self._worker_exited(w, code, now)
             self._update_worker_gauge()
 
@@ -512,19 +491,6 @@ class Supervisor:
                      "it)", w.name, how)
         self.stop(now, 1)
 
-    def _helper_exited(self, name: str, code: int) -> None:
-        if self.stopping:
-            return
-        logger.error("the %s process exited (code %s): restarting it", name, code)
-        if name == "metrics":
-            self._fork_metrics()
-        elif name == "reload" and self.watch_args is not None:
-            if self.watcher_chan is not None:
-                self.sel.unregister(self.watcher_chan)
-                self.watcher_chan.close()
-                self.watcher_chan = None
-            self._start_watcher()
-
     # -- timers ------------------------------------------------------------------------------------------
     def _timers(self, now: float) -> None:
         for slot, due in list(self.pending_slots.items()):
@@ -542,40 +508,8 @@ class Supervisor:
                 except ProcessLookupError:
                     pass
                 w.kill_at = now + 5.0
-            elif (w.state == RUNNING and config.workers_lifetime and w.replace_reason is None
-                  and now - w.ready_at >= config.workers_lifetime):
-                w.replace_reason = "lifetime"
-        if config.workers_max_rss and now >= self.next_rss:
-            self.next_rss = now + config.rss_sample_interval
-            self._sample_rss()
-        elif self.metrics is not None and now >= self.next_rss:
-            self.next_rss = now + min(config.rss_sample_interval, config.metrics_scrape_interval)
-            self._sample_rss()
+        self.recycler.check(self.workers.values(), now)
         self._schedule_replacements(now)
-
-    def _sample_rss(self) -> None:
-        import psutil
-
-        limit = (self.config.workers_max_rss or 0) * 1024 * 1024
-        for w in list(self.workers.values()):
-            if w.state != RUNNING:
-                continue
-            try:
-                rss = psutil.Process(w.pid).memory_info().rss
-            except (psutil.Error, OSError):
-                continue
-            if self.metrics is not None:
-                self.metrics.set_rss(w.slot, rss)
-            if not limit:
-                continue
-            if rss > limit:
-                w.rss_over += 1
-                if w.rss_over >= self.config.rss_samples and w.replace_reason is None:
-                    logger.warning("%s uses %d MiB (limit %d MiB): replacing it", w.name, rss // 2**20,
-                                   self.config.workers_max_rss)
-                    w.replace_reason = "max-rss"
-            else:
-                w.rss_over = 0
 
     def _schedule_replacements(self, now: float) -> None:
         in_flight = sum(1 for w in self.workers.values() if w.state == STARTING and w.predecessor is not None)
@@ -596,95 +530,13 @@ class Supervisor:
             self._spawn(w.slot, now, reason, predecessor=w)
             in_flight += 1
 
-    # -- metrics and reload helpers ------------------------------------------------------------------------
-    def _start_metrics(self) -> None:
-        from .metrics import MultiprocDir, SupervisorMetrics, bind_endpoint
-
-        self.metrics_sock = bind_endpoint(self.config)
-        self.metrics_dir = MultiprocDir()
-        self.metrics = SupervisorMetrics()
-        self._fork_metrics()
-        host, port = self.metrics_sock.getsockname()[:2]
-        logger.info("Prometheus metrics on http://%s:%d/metrics", host, port)
-
-    def _fork_metrics(self) -> None:
-        sock = self.metrics_sock
-        assert sock is not None
-        close_fds = [fd for fd in self._supervisor_fds() if fd != sock.fileno()]
-        close_fds += [s.fileno() for s in self.sockets]
-        pid = _fork()
-        if pid == 0:  # pragma: no cover - child
-            code = 0
-            try:
-                from .worker import reset_signals
-
-                reset_signals()
-                _close_all(close_fds)
-                if self.config.process_name:
-                    from .worker import set_process_title
-
-                    set_process_title(f"{self.config.process_name} metrics")
-                from .metrics import serve_endpoint
-
-                serve_endpoint(sock)
-            except SystemExit:
-                pass
-            except BaseException:  # noqa: BLE001
-                import traceback
-
-                traceback.print_exc()
-                code = 1
-            finally:
-                os._exit(code)
-        self.helpers[pid] = "metrics"
-
-    def _start_watcher(self) -> None:
-        assert self.watch_args is not None
-        parent_end, child_end = socket.socketpair()
-        close_fds = [parent_end.fileno(), *self._supervisor_fds(), *(s.fileno() for s in self.sockets)]
-        pid = _fork()
-        if pid == 0:  # pragma: no cover - child
-            from .reload import watcher_main
-            from .worker import reset_signals
-
-            reset_signals()
-            _close_all(close_fds)
-            watcher_main(self.config, child_end, *self.watch_args)
-        child_end.close()
-        parent_end.setblocking(False)
-        self.watcher_chan = parent_end
-        self.sel.register(parent_end, selectors.EVENT_READ, ("watcher", None))
-        self.helpers[pid] = "reload"
-        paths, _ = self.watch_args
-        logger.info("Watching %s for changes", ", ".join(paths))
-
     def _update_worker_gauge(self) -> None:
         if self.metrics is not None:
             self.metrics.set_workers(sum(1 for w in self.workers.values() if w.state == RUNNING))
 
     # -- exit --------------------------------------------------------------------------------------------------
     def _cleanup(self) -> None:
-        for pid, _name in list(self.helpers.items()):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-        deadline = time.monotonic() + 3.0
-        while self.helpers and time.monotonic() < deadline:
-            for pid in list(self.helpers):
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    done = pid
-                if done:
-                    self.helpers.pop(pid, None)
-            time.sleep(0.01)
-        for pid in list(self.helpers):
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+        self.helpers.stop()
         for sig in HANDLED_SIGNALS:
             try:
                 signal.signal(sig, signal.SIG_DFL)
@@ -700,10 +552,7 @@ class Supervisor:
         self.sel.close()
         for sock in self.sockets:
             sock.close()
-        if self.metrics_sock is not None:
-            self.metrics_sock.close()
-        if self.metrics_dir is not None:
-            self.metrics_dir.cleanup()
+        self.helpers.cleanup()
         config = self.config
         if config.uds and config.fd is None and self.sockets:
             try:
@@ -719,24 +568,3 @@ class Supervisor:
                 pass
         logger.info("Supervisor stopped")
 
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def _fork() -> int:
-    """fork() with our signals blocked, so that a signal cannot reach the child while it still has the
-    supervisor's handlers (the child unblocks them in ``reset_signals``; the parent right away)."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-    try:
-        pid = os.fork()
-    except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        raise
-    if pid:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    return pid

@@ -236,13 +236,13 @@ def test_sigterm_finishes_in_flight_request_and_runs_lifespan_shutdown(tmp_path)
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.4)  # let the request reach a worker
+        wait_until(lambda: any(markers.glob("slow-*")), what="the request in a worker")
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(30) == 0
         t.join(10)
         assert "error" not in result, result
         assert result["response"].status_code == 200 and result["response"].text == "slow done"
-        assert sorted(p.name for p in markers.iterdir()) == sorted(f"shutdown-{p}" for p in pids)
+        assert sorted(p.name for p in markers.glob("shutdown-*")) == sorted(f"shutdown-{p}" for p in pids)
 
 
 def test_ttin_ttou_scale_workers(tmp_path):
@@ -445,11 +445,13 @@ def _alive(pid: int) -> bool:
 def test_workers_kill_timeout(tmp_path):
     """A worker stuck past --workers-kill-timeout is SIGKILLed; the supervisor still exits 0."""
     args = [*APP, "--workers", "2", "--graceful-timeout", "30", "--workers-kill-timeout", "1"]
-    with start_server(args, tmp_path=tmp_path) as srv:
-        wait_until(lambda: children(srv.proc), what="worker")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    with start_server(args, env={"WORKERS_MARKER_DIR": str(markers)}, tmp_path=tmp_path) as srv:
+        ready_workers(srv, 2)
         t = threading.Thread(target=lambda: _quiet_get(srv.url + "/slow?t=20"))
         t.start()
-        time.sleep(0.4)
+        wait_until(lambda: any(markers.glob("slow-*")), what="the request in a worker")
         t0 = time.monotonic()
         srv.proc.send_signal(signal.SIGTERM)
         assert srv.proc.wait(20) == 0

@@ -1,7 +1,7 @@
 """ASGI app for the supervisor tests: reports its pid, sleeps, allocates, records lifespan events.
 
-Environment: WORKERS_MARKER_DIR (lifespan shutdown writes ``shutdown-<pid>`` there),
-WORKERS_FAIL_STARTUP=1 (lifespan startup fails).
+Environment: WORKERS_MARKER_DIR (lifespan shutdown writes ``shutdown-<pid>`` there, ``/slow``
+writes ``slow-<pid>`` when it starts sleeping), WORKERS_FAIL_STARTUP=1 (lifespan startup fails).
 """
 
 import asyncio
@@ -30,6 +30,10 @@ async def app(scope, receive, send):
     query = scope["query_string"].decode()
     status = 200
     if path == "/slow":
+        marker_dir = os.environ.get("WORKERS_MARKER_DIR")
+        if marker_dir:  # the request reached the app: tests wait for this instead of sleeping
+            with open(os.path.join(marker_dir, f"slow-{os.getpid()}"), "w") as fh:
+                fh.write("sleeping")
         await asyncio.sleep(float(query.partition("=")[2] or 1))
         body = b"slow done"
     elif path == "/alloc":

@@ -118,8 +118,17 @@ def test_limits_allow_up_to_the_limit() -> None:
 
 @pytest.mark.parametrize("data,status", [
     (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
+    # Transfer-Encoding: chunked not final (RFC 9112 6.3) -> 400; a coding we do not decode -> 501
     (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 501),
-    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", 501),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: x, chunked\r\n\r\n", 501),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: Chunked, Identity\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", 501),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked,\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n" + H + b"Transfer-Encoding:\r\n\r\n", 400),
     (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 405),
     (b"GET / HTTP/1.1\r\n\r\n", 400),
     (b"GET / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
@@ -175,3 +184,20 @@ def test_status_line_and_error_response() -> None:
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\ndate: x\r\n")
     assert b"connection: close" in head
     assert b"content-length: %d" % len(body) in head
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"INVALID CONNECTION PREFACE\r\n\r\n", True),  # h2spec 3.5/2
+    (b"A B C\r\n", True),
+    (b"A B C", True),
+    (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", False),
+    (b"GET / http/1.1\r\n\r\n", False),  # a (mis-cased) HTTP version: an HTTP/1 error
+    (b"GET / HTTP/2.0\r\n\r\n", False),
+    (b"GET /\r\n\r\n", False),  # HTTP/0.9 form
+    (b"GET  / HTTP/1.1\r\n\r\n", False),
+    (b"PRI * HTTP/2.0\r\n\r\n", False),
+])
+def test_not_http1(data: bytes, expected: bool) -> None:
+    from django_granian.protocol.http11 import not_http1
+
+    assert not_http1(data) is expected

@@ -531,3 +531,31 @@ def test_server_answered_streams_are_logged(server_factory):
         client.close()
         line = wait_until(lambda: [ln for ln in srv.output().splitlines() if '"POST /echo HTTP/2"' in ln])
         assert len(line) == 1 and '" 413 ' in line[0], line
+
+
+def _frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(type, payload) of the complete HTTP/2 frames in ``data``."""
+    frames, pos = [], 0
+    while len(data) - pos >= 9:
+        length, ftype = int.from_bytes(data[pos:pos + 3], "big"), data[pos + 3]
+        frames.append((ftype, data[pos + 9:pos + 9 + length]))
+        pos += 9 + length
+    return frames
+
+
+def test_invalid_preface_on_the_auto_port_gets_goaway_not_a_400(h2srv):
+    """h2spec 3.5/2 on an ``--http auto`` port: a first line that is no HTTP/1.x request at all is an invalid
+    HTTP/2 preface, answered with SETTINGS + GOAWAY(PROTOCOL_ERROR) (a 400 would be unreadable to the
+    HTTP/2 client: h2spec reported "unexpected EOF"). HTTP/0.9-style and wrong-version lines, and any bad
+    line after a first HTTP/1.1 request, stay HTTP/1.1 errors."""
+    from tests.conftest import http_request
+
+    frames = _frames(http_request(h2srv.port, b"INVALID CONNECTION PREFACE\r\n\r\n"))
+    assert [t for t, _ in frames] == [4, 8, 7] or [t for t, _ in frames] == [4, 7], frames
+    assert frames[-1][1][4:8] == (1).to_bytes(4, "big")  # GOAWAY(PROTOCOL_ERROR)
+    assert http_request(h2srv.port, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")[:9] != b"HTTP/1.1 "  # preface start, then junk
+    assert _frames(http_request(h2srv.port, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"))[-1][0] == 7
+    for line in (b"GET /", b"GET / HTTP/2.0", b"GET / http/1.1", b"GET  / HTTP/1.1"):
+        assert http_request(h2srv.port, line + b"\r\nHost: x\r\n\r\n").startswith((b"HTTP/1.1 400", b"HTTP/1.1 505"))
+    after = http_request(h2srv.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nINVALID CONNECTION PREFACE\r\n\r\n")
+    assert after.startswith(b"HTTP/1.1 200") and b"HTTP/1.1 400" in after

@@ -339,6 +339,33 @@ def test_app_error_after_accept_closes_1011(server):
     assert run(main()) == 1011
 
 
+def _masked(opcode_byte: int, payload: bytes) -> bytes:
+    return bytes([opcode_byte, 0x80 | len(payload)]) + b"\0\0\0\0" + payload  # a zero mask
+
+
+@pytest.mark.parametrize("bad", [
+    _masked(0xA1, b"x"),  # RSV2 set, no extension negotiated (Autobahn 3.2)
+    _masked(0x85, b""),  # reserved data opcode 5 (4.1.3)
+    _masked(0x8B, b""),  # reserved control opcode 11 (4.2.3)
+    _masked(0x00, b"x"),  # a continuation with nothing to continue (5.15 style)
+])
+def test_messages_before_a_protocol_violation_are_answered_first(server, bad):
+    """Autobahn|Testsuite 'strict': a message that arrived in front of a broken frame (all in one packet) is
+    still delivered and the app's echo goes out before the Close 1002 (failing first is 'NON-STRICT')."""
+    sock, head = raw_handshake(server.port)
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.sendall(_masked(0x81, b"Hello, world!") + bad + _masked(0x89, b""))
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    sock.close()
+    assert data.startswith(b"\x81\x0dHello, world!"), data  # the echo, then
+    assert data[15:16] == b"\x88" and data[17:19] == (1002).to_bytes(2, "big"), data  # Close 1002, no Pong
+
+
 def test_ping_is_answered(server):
     async def main():
         async with connect(ws_url(server), proxy=None, ping_interval=None) as ws:

@@ -87,6 +87,7 @@ PENDING_LIMIT = 64 * 1024  # bytes received before accept that we buffer before 
 QUEUE_HIGH = 64  # received messages the app has not consumed yet before reading is paused
 QUEUE_BYTES_HIGH = 1024 * 1024
 QUEUE_LOW = 8
+FAIL_GRACE = 1.0  # seconds the app gets to read (and answer) the messages in front of a protocol violation
 
 _NOT_FOUND = [(b"content-type", b"text/plain; charset=utf-8")]
 _EMPTY = [(b"content-length", b"0")]
@@ -123,7 +124,7 @@ class WebSocketSession:
 
     __slots__ = ("channel", "headers", "loop", "max_size", "deflate", "ping_interval", "ping_timeout", "state",
                  "codec", "pending", "queue", "queued", "waiter", "read_paused", "final", "timer", "pongs",
-                 "shutting_down", "subprotocols")
+                 "shutting_down", "subprotocols", "failing")
 
     def __init__(self, channel: Any, headers: list[tuple[bytes, bytes]], config: Any,
                  loop: asyncio.AbstractEventLoop) -> None:
@@ -146,6 +147,9 @@ class WebSocketSession:
         self.pongs = 0
         self.shutting_down = False
         self.subprotocols = offered_subprotocols(headers)
+        # a protocol violation that came behind messages the app has not read yet: (Closed, our Close frame,
+        # timer); the connection is failed once the app has read (and answered) them, see _fail_now
+        self.failing: tuple[Closed, bytes, asyncio.TimerHandle] | None = None
 
     # -- transport -> session -----------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -160,6 +164,7 @@ class WebSocketSession:
         if codec.closed:
             return
         items = codec.receive(data)
+        failure = codec.take_failure()
         if codec.out:
             self.channel.write(codec.take_output())
         if not items:
@@ -167,6 +172,15 @@ class WebSocketSession:
         queue = self.queue
         for item in items:
             if type(item) is Closed:
+                if failure and queue and self.state == OPEN:
+                    # messages that arrived before the violation are still delivered and may be answered
+                    # (Autobahn|Testsuite calls failing before echoing them "non-strict"): the Close goes
+                    # out once the app asks for the next message, or after FAIL_GRACE seconds
+                    self.failing = (item, failure, self.loop.call_later(FAIL_GRACE, self._fail_now))
+                    codec.closed = True
+                    break
+                if failure:
+                    self.channel.write(failure)
                 self._finish(item)
                 break
             if self.state == OPEN:  # after our Close, data is read (to see the answer) but dropped
@@ -179,7 +193,22 @@ class WebSocketSession:
         wake(self.waiter)
         self.waiter = None
 
+    def _fail_now(self) -> None:
+        """Fail the connection for the violation held back in ``failing``."""
+        failing = self.failing
+        if failing is None:
+            return
+        self.failing = None
+        item, frame, timer = failing
+        timer.cancel()
+        if self.state != CLOSED:
+            self.channel.write(frame)
+            self._finish(item)
+
     def connection_lost(self) -> None:
+        if self.failing is not None:
+            self.failing[2].cancel()
+            self.failing = None
         if self.state != CLOSED:
             self._finish(Closed(ABNORMAL, ""), close=False)
 
@@ -273,6 +302,9 @@ class WebSocketSession:
         """The next message (``str``/``bytes``) or the final :class:`Closed`."""
         queue = self.queue
         while not queue:
+            if self.failing is not None:
+                self._fail_now()
+                continue
             if self.final is not None:
                 return self.final
             waiter = self.waiter = self.loop.create_future()
@@ -299,6 +331,8 @@ class WebSocketSession:
             await channel.drain()
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
+        if self.failing is not None:
+            self._fail_now()  # the peer broke the protocol: that is the Close it gets
         state = self.state
         if state == CONNECTING:
             self.deny(403, _EMPTY, b"", True)

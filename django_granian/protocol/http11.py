@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from http import HTTPStatus
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import ProtocolError
 
 __all__ = [
-    "ChunkedDecoder", "Limits", "RequestHead", "parse_head", "status_line", "STRICTER_THAN_H11",
+    "ChunkedDecoder", "Limits", "RequestHead", "not_http1", "parse_head", "status_line", "STRICTER_THAN_H11",
 ]
 
 # Documented deviations: requests h11 accepts that we reject (never the other way round). The keys
@@ -258,7 +258,7 @@ def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
     content_length = 0
     seen_cl = False
     chunked = False
-    seen_te = False
+    te_values: list[bytes] | None = None
     keep_alive = http_version == "1.1"
     expect_continue = False
     upgrade_value: bytes | None = None
@@ -306,14 +306,12 @@ def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
                         raise _fail(400, "invalid Content-Length")
                     content_length = int(value)
                 elif lname == b"transfer-encoding":
-                    if seen_te:
-                        raise _fail(501, "multiple Transfer-Encoding header fields")
-                    seen_te = True
                     value = value.lower()
-                    if value != b"chunked":
-                        raise _fail(501, "only Transfer-Encoding: chunked is supported")
                     headers[-1] = (lname, value)  # like h11: transfer codings are case-insensitive
-                    chunked = True
+                    if te_values is None:
+                        te_values = [value]
+                    else:
+                        te_values.append(value)  # repeated field lines form one list (RFC 9110 5.3)
                 elif lname == b"connection":
                     for token in value.lower().split(b","):
                         token = token.strip(b" \t")
@@ -329,7 +327,10 @@ def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
                         expect_continue = True
                 else:  # upgrade
                     upgrade_value = value.lower()
-        if seen_te:
+        if te_values is not None:
+            if te_values != _CHUNKED:
+                _refuse_codings(te_values)
+            chunked = True
             if seen_cl:
                 raise _fail(400, "both Content-Length and Transfer-Encoding")
             if http_version == "1.0":
@@ -342,6 +343,33 @@ def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
         upgrade_value = None
     return RequestHead(method, target, raw_path, query, http_version, headers, content_length, chunked,
                        keep_alive, expect_continue, upgrade_value, host)
+
+
+_CHUNKED = [b"chunked"]
+
+
+def _refuse_codings(values: list[bytes]) -> NoReturn:
+    """A Transfer-Encoding other than exactly ``chunked`` (``values``: its lower-cased field lines) is
+    refused. RFC 9112 6.3: when chunked is not the final coding the body length cannot be determined:
+    400, and the connection is closed; so is a list with empty elements (``chunked,``, which h11 refuses
+    too). RFC 9112 6.1: a coding this server does not decode (``gzip``, ``x, chunked``): 501."""
+    codings = [part.strip(b" \t") for value in values for part in value.split(b",")]
+    if b"" in codings:
+        raise _fail(400, "empty element in Transfer-Encoding")
+    if b"chunked" in codings[:-1]:
+        raise _fail(400, "Transfer-Encoding: chunked is not the final coding")
+    raise _fail(501, "only Transfer-Encoding: chunked is supported")
+
+
+def not_http1(buf: bytes) -> bool:
+    """True when the first line in ``buf`` has the three parts of a request line but the last is no HTTP
+    version at all (``INVALID CONNECTION PREFACE``): no HTTP/1.x client sends that. On a port that also
+    speaks HTTP/2 by prior knowledge it is an invalid HTTP/2 connection preface, not a bad request.
+    ``GET /`` (HTTP/0.9) or ``GET / HTTP/2.0`` and ``GET / http/1.1`` stay HTTP/1 errors (400, 505)."""
+    end = buf.find(b"\n")
+    line = (buf if end < 0 else buf[:end]).rstrip(b"\r")
+    parts = line.split(b" ")
+    return len(parts) == 3 and all(parts) and parts[2][:5].upper() != b"HTTP/"
 
 
 class ChunkedDecoder:

@@ -220,7 +220,7 @@ class FrameCodec:
     ``out`` and are taken with :meth:`take_output`. ``pong`` counts pongs received.
     """
 
-    __slots__ = ("conn", "max_size", "parts", "size", "out", "pongs", "closed", "close_sent", "_fast")
+    __slots__ = ("conn", "max_size", "parts", "size", "out", "failure", "pongs", "closed", "close_sent", "_fast")
 
     def __init__(self, max_size: int, extensions: list[Extension] | None = None, data: bytes = b"") -> None:
         self.conn = Connection(ConnectionType.SERVER, extensions)
@@ -228,6 +228,7 @@ class FrameCodec:
         self.parts: list[Any] = []
         self.size = 0
         self.out = bytearray()
+        self.failure = b""  # our Close frame after a protocol violation (see take_failure)
         self.pongs = 0
         self.closed = False  # a Close was received or the codec failed: nothing more to read
         self.close_sent = False
@@ -236,9 +237,15 @@ class FrameCodec:
             self.receive(data)
 
     def take_output(self) -> bytes:
-        out = bytes(self.out)
+        out = bytes(self.out) + self.take_failure()
         self.out.clear()
         return out
+
+    def take_failure(self) -> bytes:
+        """The Close frame (1002, 1007, 1009) that fails the connection after a violation by the peer, kept
+        apart from :attr:`out` so the session can first let the app answer the messages before it."""
+        failure, self.failure = self.failure, b""
+        return failure
 
     def receive(self, data: bytes) -> list[Any]:
         if self.closed:
@@ -356,7 +363,7 @@ class FrameCodec:
     def _fail(self, code: int, reason: str) -> Closed:
         """Close because of what the peer sent (1002, 1007, 1009)."""
         self.closed = True
-        self.out += self.close(code, reason[:120])
+        self.failure = self.close(code, reason[:120])
         return Closed(code, reason)
 
     def send(self, data: str | bytes) -> bytes:

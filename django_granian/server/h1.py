@@ -18,7 +18,15 @@ from typing import Any
 from ..futures import wake
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
-from ..protocol.http11 import NO_BODY_STATUS, ChunkedDecoder, RequestHead, error_response, parse_head, status_line
+from ..protocol.http11 import (
+    NO_BODY_STATUS,
+    ChunkedDecoder,
+    RequestHead,
+    error_response,
+    not_http1,
+    parse_head,
+    status_line,
+)
 from .sockets import transport_peers
 from .state import ServerState
 
@@ -81,7 +89,7 @@ class HTTP1Protocol(asyncio.Protocol):
         self.t0 = 0.0
         self.in_loop = False
         self.peer_trusted = False
-        self.first = True  # no request seen yet on this connection (HTTP/2 preface detection)
+        self.first = True  # no request dispatched yet on this connection (HTTP/2 preface detection)
         self.scan_from = 0  # bytes of an incomplete head already checked
         self.lingering = False  # closed for requests, draining input before the socket is closed
         self.parked: RequestHead | None = None  # waiting for a --backpressure slot
@@ -161,7 +169,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 if self.first:
                     if len(self.buf) < 4 and b"PRI "[:len(self.buf)] == self.buf:
                         return  # may still become the HTTP/2 preface: wait for more bytes
-                    self.first = False
                     if self.buf[:4] == b"PRI " and server.h2_preface is not None:
                         data, self.buf = self.buf, b""
                         server.h2_preface(self, data)  # the connection now speaks HTTP/2
@@ -169,6 +176,13 @@ class HTTP1Protocol(asyncio.Protocol):
                 try:
                     result = parse_head(self.buf, server.limits, self.scan_from)
                 except ProtocolError as exc:
+                    if self.first and server.h2_preface is not None and self.scheme == "http" and not_http1(self.buf):
+                        # --http auto: the first line is no HTTP/1.x request at all, so this is an invalid
+                        # HTTP/2 connection preface (RFC 9113 3.4): the HTTP/2 engine answers it with
+                        # GOAWAY(PROTOCOL_ERROR), which an HTTP/2 client can read (it cannot read a 400)
+                        data, self.buf = self.buf, b""
+                        server.h2_preface(self, data)
+                        return
                     self._reject(exc.status, exc.reason)
                     return
                 if result is None:
@@ -190,6 +204,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def _dispatch(self, head: RequestHead) -> None:
         server = self.server
         self.phase = BUSY
+        self.first = False
         if server.slots_free <= 0 and head.upgrade is None:
             # --backpressure: every slot of this worker is busy; wait (not fail) for one to free up
             self.parked = head

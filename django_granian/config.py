@@ -61,6 +61,9 @@ def option(default: Any, help: str, kind: str = "str", **kw: Any) -> Any:
 
 
 LOG_LEVELS = ("critical", "error", "warning", "warn", "info", "debug", "notset")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
+DEFAULT_ACME_CACHE = os.path.join("~", ".local", "share", "django-granian", "acme")
 DEFAULT_ACCESS_LOG_FMT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
 
 
@@ -168,6 +171,34 @@ class Config:
     ssl_crl: list[str] = option([], "Certificate revocation list files (PEM).", "list", group="tls", metavar="FILE")
     ssl_client_verify: bool = option(False, "Require and verify client certificates (needs --ssl-ca).", "bool",
                                      group="tls")
+    # --- automatic HTTPS (ACME) -----------------------------------------------------------------
+    acme_domain: list[str] = option([], "Domain name(s) to obtain a certificate for with ACME (RFC 8555) and serve "
+                                    "over HTTPS; repeat for more names on the same certificate. Needs the "
+                                    "`acme` extra.", "list", group="acme", granian=False, metavar="DOMAIN")
+    acme_email: str | None = option(None, "Contact e-mail for the ACME account (expiry and incident notices "
+                                    "from the CA).", group="acme", granian=False, nullable=True)
+    acme_directory: str = option(LETS_ENCRYPT, "ACME directory URL (default: Let's Encrypt production; staging: "
+                                 f"`{LETS_ENCRYPT_STAGING}`).", group="acme", granian=False, metavar="URL")
+    acme_cache_dir: str = option(DEFAULT_ACME_CACHE, "Directory for the ACME account key, certificates and keys "
+                                 "(created 0700, files 0600); keep it on a persistent volume.", "path",
+                                 group="acme", granian=False, metavar="DIR")
+    acme_challenge: str = option("auto", "ACME challenge: `tls-alpn-01` (answered on the HTTPS port), `http-01` "
+                                 "(answered on --http-redirect-port), `auto` (http-01 when --http-redirect-port "
+                                 "is set, else tls-alpn-01).", "choice",
+                                 choices=("auto", "tls-alpn-01", "http-01"), group="acme", granian=False)
+    acme_ca_bundle: str | None = option(None, "CA bundle (PEM) to trust for the ACME directory's HTTPS, e.g. a "
+                                        "test CA; default: the system's.", "file", group="acme", granian=False,
+                                        nullable=True)
+    acme_renew_before: float = option(30.0, "Days before expiry to renew the certificate (fractions allowed).",
+                                      "float", minimum=0, group="acme", granian=False, metavar="DAYS")
+    http_redirect_port: int | None = option(None, "Also listen for plain HTTP on this port (on --host): answer "
+                                            "ACME http-01 challenges and 308-redirect everything else to "
+                                            "https:// (same host, path and query).", "int", minimum=0,
+                                            maximum=65535, group="acme", granian=False, nullable=True)
+    hsts: str | None = option(None, "Send Strict-Transport-Security on HTTPS responses: max-age in seconds, "
+                              "optionally followed by `includeSubDomains` and `preload` (e.g. `31536000; "
+                              "includeSubDomains`).", group="acme", granian=False, nullable=True,
+                              metavar="VALUE")
     # --- workers -------------------------------------------------------------------------------
     workers: int = option(1, "Number of worker processes (`auto`: sized from CPUs and memory).", "workers",
                           minimum=1, group="workers")
@@ -328,6 +359,7 @@ class Config:
             raise ConfigError("--ssl-client-verify needs --ssl-ca")
         if self.uds_permissions is not None and self.uds is None:
             raise ConfigError("--uds-permissions needs --uds")
+        self._validate_https()
         self.forwarded_networks()  # validates the CIDRs
         if self.log_config:
             import json
@@ -338,6 +370,56 @@ class Config:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"--log-config {self.log_config!r}: not a readable JSON file ({exc})") from None
         return self
+
+    @property
+    def acme_challenge_type(self) -> str:
+        """The ACME challenge actually used (``auto`` resolved)."""
+        if self.acme_challenge != "auto":
+            return self.acme_challenge
+        return "http-01" if self.http_redirect_port is not None else "tls-alpn-01"
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.ssl_certificate or self.acme_domain)
+
+    def _validate_https(self) -> None:
+        """--acme-*, --http-redirect-port and --hsts: checks without I/O (the cache directory is checked
+        when the server starts, by ``acme.check``)."""
+        domains = []
+        for raw in self.acme_domain:
+            for name in raw.replace(",", " ").split():
+                domains.append(_hostname(name))
+        self.acme_domain = list(dict.fromkeys(domains))
+        if self.acme_domain:
+            if self.ssl_certificate:
+                raise ConfigError("--acme-domain and --ssl-certificate cannot be combined: the certificate comes "
+                                  "either from ACME or from your files")
+            if self.uds and self.acme_challenge_type == "tls-alpn-01":
+                raise ConfigError("--acme-challenge tls-alpn-01 needs a TCP port the CA can reach, not --uds; use "
+                                  "--acme-challenge http-01 with --http-redirect-port")
+            if self.acme_challenge_type == "http-01" and self.http_redirect_port is None:
+                raise ConfigError("--acme-challenge http-01 needs --http-redirect-port (the CA connects to port "
+                                  "80 of the domain)")
+        if self.acme_email is not None:
+            local, at, host = self.acme_email.partition("@")
+            if not (local and at and "." in host and not any(c.isspace() for c in self.acme_email)):
+                raise ConfigError(f"--acme-email {self.acme_email!r} is not an e-mail address")
+        if not self.acme_directory.lower().startswith("https://") or len(self.acme_directory) <= len("https://"):
+            raise ConfigError(f"--acme-directory {self.acme_directory!r} must be an https:// URL (RFC 8555 "
+                              "requires HTTPS)")
+        if self.http_redirect_port is not None:
+            if not self.tls_enabled:
+                raise ConfigError("--http-redirect-port redirects to HTTPS: it needs --ssl-certificate or "
+                                  "--acme-domain")
+            if self.uds:
+                raise ConfigError("--http-redirect-port cannot be combined with --uds: the redirect target "
+                                  "(https://host:port) would be unknown; redirect in the proxy in front instead")
+            if self.http_redirect_port == self.port and self.port != 0:
+                raise ConfigError(f"--http-redirect-port {self.http_redirect_port} is the same as --port")
+        if self.hsts is not None:
+            if not self.tls_enabled:
+                raise ConfigError("--hsts needs HTTPS (--ssl-certificate or --acme-domain)")
+            self.hsts = hsts_value(self.hsts)
 
     def forwarded_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
         """Trusted proxy networks; None when all are trusted (``*``)."""
@@ -354,6 +436,59 @@ class Config:
                 except ValueError:
                     raise ConfigError(f"--forwarded-allow-ips: {part!r} is not an IP address or CIDR") from None
         return nets
+
+
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+def _hostname(name: str) -> str:
+    """A DNS name an ACME CA can issue for (lower-cased, no trailing dot); ConfigError otherwise."""
+    host = name.strip().lower().rstrip(".")
+    problem = ""
+    if host.startswith("*."):
+        problem = "wildcard names need the dns-01 challenge, which is not supported"
+    elif not host or len(host) > 253:
+        problem = "not a host name"
+    else:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            problem = "an IP address, not a host name"
+        except ValueError:
+            labels = host.split(".")
+            if len(labels) < 2:
+                problem = "not a fully qualified host name (no dot)"
+            for label in labels:
+                if not label or len(label) > 63 or not set(label) <= _LABEL_CHARS or label[0] == "-" \
+                        or label[-1] == "-":
+                    problem = "not a host name (letters, digits and inner hyphens, dot separated)"
+                    break
+    if problem:
+        raise ConfigError(f"--acme-domain {name!r}: {problem}")
+    return host
+
+
+def hsts_value(raw: str) -> str:
+    """``31536000``, ``max-age=31536000; includeSubDomains; preload`` ... -> the header value."""
+    parts = [p.strip() for p in raw.replace(",", ";").split(";") if p.strip()]
+    max_age = None
+    flags = []
+    for part in parts:
+        key, _, value = part.partition("=")
+        key = key.strip().lower()
+        if part.isdigit():
+            key, value = "max-age", part
+        if key == "max-age" and value.strip().isdigit() and max_age is None:
+            max_age = int(value)
+        elif key == "includesubdomains" and not value and "includeSubDomains" not in flags:
+            flags.append("includeSubDomains")
+        elif key == "preload" and not value and "preload" not in flags:
+            flags.append("preload")
+        else:
+            raise ConfigError(f"--hsts {raw!r}: unexpected {part!r} (expected max-age seconds, includeSubDomains, "
+                              "preload)")
+    if max_age is None:
+        raise ConfigError(f"--hsts {raw!r}: max-age (seconds) is required, e.g. --hsts 31536000")
+    return "; ".join([f"max-age={max_age}", *flags])
 
 
 def _num(x: float) -> str:

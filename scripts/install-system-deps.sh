@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# System tools the tests use (real clients): curl, h2load (nghttp2-client), wrk, chromium.
+# System tools the tests use (real clients): curl, h2load (nghttp2-client), wrk, chromium, and pebble
+# (Let's Encrypt's test ACME server, for the automatic HTTPS tests).
 # Installs only what is missing; never fails the run just because apt is unavailable.
 set -u
 need=()
@@ -7,6 +8,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v pebble >/dev/null 2>&1 || need+=(pebble)
 if [ ${#need[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing system packages: ${need[*]}"

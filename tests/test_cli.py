@@ -28,6 +28,14 @@ def sample(name: str, tmp_path) -> tuple[list[str], object]:
         return [opt.flag, "/x"], "/x"
     if name == "static_path_route":
         return [opt.flag, "/a", opt.flag, "/b"], ["/a", "/b"]
+    if name == "acme_domain":
+        return [opt.flag, "a.example", opt.flag, "b.example"], ["a.example", "b.example"]
+    if name == "acme_email":
+        return [opt.flag, "ops@example.com"], "ops@example.com"
+    if name == "acme_directory":
+        return [opt.flag, "https://acme.example/dir"], "https://acme.example/dir"
+    if name == "hsts":
+        return [opt.flag, "max-age=60; includeSubDomains"], "max-age=60; includeSubDomains"
     if name == "forwarded_allow_ips":
         return [opt.flag, "10.0.0.0/8", opt.flag, "127.0.0.1"], ["10.0.0.0/8", "127.0.0.1"]
     if opt.kind == "bool":
@@ -60,6 +68,8 @@ COMPANIONS = {
     "ssl_client_verify": ["--ssl-ca", "{file}"],
     "static_path_route": ["--static-path-mount", "{dir}", "--static-path-mount", "{dir}"],
     "static_path_mount": [],
+    "http_redirect_port": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],
+    "hsts": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],
 }
 NAMES = [n for n in OPTIONS if n != "app"]
 

@@ -464,7 +464,7 @@ class HTTP1Protocol(asyncio.Protocol):
         server = self.server
         if has_date or has_server:
             extra = (b"" if has_date else server.date) + (b"" if has_server or not server.server_header
-                                                          else b"server: django-granian\r\n")
+                                                          else b"server: django-granian\r\n") + server.hsts
         else:
             extra = server.default_headers
         self.resp_status = status

@@ -21,7 +21,7 @@ from ..app.lifespan import LifespanFailure
 from ..app.loader import AppLoadError, detect_interface, load_target
 from ..config import Config, ConfigError
 from .h1 import HTTP1Protocol
-from .sockets import bind_sockets, describe_socket
+from .sockets import bind_redirect, bind_sockets, describe_socket
 from .state import ServerState
 
 logger = logging.getLogger("django_granian")
@@ -92,9 +92,12 @@ class Server:
         self.interface: Any = None
         self.on_started: Callable[[Server], None] | None = None
         self._own_sockets = False
+        self.certs: Any = None  # ServerCertificates of the HTTPS listener
+        self.states: list[ServerState] = []  # the app's state, then the --http-redirect-port listener's
+        self.handles_sighup = True  # reload the certificate files now (workers leave SIGHUP to the supervisor)
 
     # -- blocking entry point ---------------------------------------------------------------------
-    def run(self, sockets: list[socket.socket] | None = None) -> int:
+    def run(self, sockets: list[socket.socket] | None = None, redirect: list[socket.socket] | None = None) -> int:
         try:
             loop_factory = select_loop(self.config.loop)
         except ConfigError as exc:
@@ -108,7 +111,12 @@ class Server:
                     loop.add_signal_handler(sig, self.handle_exit, sig)
                 except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
                     pass
-            return loop.run_until_complete(self._serve_catching(sockets))
+            if self.handles_sighup:
+                try:
+                    loop.add_signal_handler(signal.SIGHUP, self.handle_reload)
+                except (NotImplementedError, RuntimeError):  # pragma: no cover - not main thread
+                    pass
+            return loop.run_until_complete(self._serve_catching(sockets, redirect))
         finally:
             try:
                 _cancel_leftover_tasks(loop, self.config.graceful_timeout)
@@ -117,9 +125,10 @@ class Server:
                 asyncio.set_event_loop(None)
                 loop.close()
 
-    async def _serve_catching(self, sockets: list[socket.socket] | None) -> int:
+    async def _serve_catching(self, sockets: list[socket.socket] | None,
+                              redirect: list[socket.socket] | None = None) -> int:
         try:
-            await self.serve(sockets)
+            await self.serve(sockets, redirect)
         except (ConfigError, AppLoadError) as exc:
             logger.error("%s", exc)
             return EXIT_CONFIG
@@ -134,12 +143,19 @@ class Server:
             logger.warning("Forcing shutdown")
         self.request_stop()
 
+    def handle_reload(self) -> None:
+        """SIGHUP (single process): load changed certificate files now instead of within a second."""
+        if self.certs is not None:
+            logger.info("SIGHUP received: reloading the TLS certificate")
+            self.certs.reload()
+
     def request_stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
 
     # -- the async server ---------------------------------------------------------------------------
-    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+    async def serve(self, sockets: list[socket.socket] | None = None,
+                    redirect: list[socket.socket] | None = None) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
@@ -151,6 +167,7 @@ class Server:
                 raise ConfigError("no application given (APP argument, GRANIAN_APP or Config(app=...))")
             app = load_target(config.app, factory=config.factory)
         state = self.state = ServerState(config, None, loop)
+        self.states = [state]
         interface = self.interface = build_interface(config, app, state)
         state.interface = interface
         self._install_extras(state)
@@ -159,6 +176,7 @@ class Server:
             if sockets is None:
                 sockets = bind_sockets(config)
                 self._own_sockets = True  # passed-in sockets (a supervisor's) belong to the caller
+                redirect = bind_redirect(config) if redirect is None else redirect
             self.sockets = sockets
             ssl_context = self._ssl_context()
             factory = self._protocol_factory(state)
@@ -166,8 +184,12 @@ class Server:
                 server = await loop.create_server(factory, sock=sock, backlog=config.backlog, ssl=ssl_context)
                 self.servers.append(server)
             state.ssl = ssl_context is not None
+            if state.ssl:
+                state.set_hsts(config.hsts)
             scheme = "https" if ssl_context is not None else "http"
             self.addresses = [describe_socket(s, scheme) for s in sockets]
+            if redirect:
+                await self._serve_redirect(loop, redirect)
             state.start()
             self._banner(loop)
             self.started.set()
@@ -191,17 +213,34 @@ class Server:
             state.static = StaticFiles.from_config(self.config)
 
     def _ssl_context(self) -> Any:
-        if not self.config.ssl_certificate:
+        """The HTTPS listener's context; its certificate is reloaded while serving (server/certs.py)."""
+        if not self.config.tls_enabled:
             return None
-        try:
-            from .tls import make_ssl_context  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise ConfigError("--ssl-certificate: TLS is not available in this version") from None
-        return make_ssl_context(self.config)
+        from .certs import ServerCertificates
+
+        self.certs = ServerCertificates(self.config)
+        self.certs.start(asyncio.get_running_loop())
+        return self.certs.base
+
+    async def _serve_redirect(self, loop: asyncio.AbstractEventLoop, sockets: list[socket.socket]) -> None:
+        """The --http-redirect-port listener: its own state (limits, timeouts) and the redirect interface."""
+        from .redirect import RedirectInterface
+
+        state = ServerState(self.config, None, loop)
+        state.interface = RedirectInterface(self.config, state)
+        self.states.append(state)
+        for sock in sockets:
+            self.servers.append(await loop.create_server(lambda: HTTP1Protocol(state), sock=sock,
+                                                         backlog=self.config.backlog))
+            self.addresses.append(describe_socket(sock) + " (redirect to https)")
+        state.start()
+
+    def _connections(self) -> list[Any]:
+        return [conn for state in self.states for conn in state.connections]
 
     def _protocol_factory(self, state: ServerState) -> Callable[[], asyncio.Protocol]:
         """HTTP/1.1, HTTP/2 or both (``--http auto``: h2c prior knowledge, ``Upgrade: h2c``, ALPN)."""
-        tls = bool(self.config.ssl_certificate)
+        tls = self.config.tls_enabled
         if self.config.http == "1" and not tls:
             return lambda: HTTP1Protocol(state)
         from .h2 import protocol_factory
@@ -209,7 +248,10 @@ class Server:
         return protocol_factory(state, tls)
 
     async def _shutdown(self, state: ServerState, interface: Any) -> None:
-        state.shutting_down = True
+        for each in self.states or [state]:
+            each.shutting_down = True
+        if self.certs is not None:
+            self.certs.stop()
         for server in self.servers:
             server.close()
         timeout = self.config.graceful_timeout
@@ -217,17 +259,17 @@ class Server:
         # A connection accepted just before the listener closed, or a keep-alive client mid-loop, may
         # have its next request in flight: serve it (with `connection: close`) rather than reset it.
         grace_end = loop.time() + min(SHUTDOWN_IDLE_GRACE, timeout)
-        while state.connections and not self._force and loop.time() < grace_end:
+        while self._connections() and not self._force and loop.time() < grace_end:
             await asyncio.sleep(0.01)
-        for conn in list(state.connections):
+        for conn in self._connections():
             conn.shutdown()
         deadline = loop.time() + timeout
-        while state.connections and not self._force and loop.time() < deadline:
+        while self._connections() and not self._force and loop.time() < deadline:
             await asyncio.sleep(0.02)
-        if state.connections:
+        if self._connections():
             logger.warning("Closing %d connection(s) still open after the graceful timeout",
-                           len(state.connections))
-            for conn in list(state.connections):
+                           len(self._connections()))
+            for conn in self._connections():
                 transport = conn.transport
                 if transport is not None:
                     transport.abort()
@@ -238,7 +280,8 @@ class Server:
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001
                 pass
         await interface.shutdown(timeout)
-        state.stop()
+        for each in self.states or [state]:
+            each.stop()
         if self.config.uds and self.config.fd is None and self._own_sockets:
             try:
                 os.unlink(self.config.uds)

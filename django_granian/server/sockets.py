@@ -24,6 +24,21 @@ def bind_sockets(config: Config) -> list[socket.socket]:
     return [bind_tcp(config.host, config.port, config.backlog)]
 
 
+def bind_redirect(config: Config, inherited: list[socket.socket] | None = None) -> list[socket.socket]:
+    """The ``--http-redirect-port`` listener: taken from ``inherited`` (systemd socket activation: the
+    socket bound to that port is removed from the list) or bound on --host; [] when not configured."""
+    port = config.http_redirect_port
+    if port is None:
+        return []
+    for sock in list(inherited or ()):
+        name = sock.getsockname()
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and name[1] == port:
+            assert inherited is not None
+            inherited.remove(sock)
+            return [sock]
+    return [bind_tcp(config.host, port, config.backlog)]
+
+
 def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -65,12 +65,18 @@ class ServerState:
         self.now = loop.time()
         self.date = b""
         self.default_headers = b""
+        # ``strict-transport-security: ...\r\n`` on HTTPS responses (--hsts), part of default_headers
+        self.hsts = b""
         self._ticker: asyncio.TimerHandle | None = None
         self._update_date()
 
     def _update_date(self) -> None:
         self.date = b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\n"
-        self.default_headers = self.date + (SERVER_HEADER if self.server_header else b"")
+        self.default_headers = self.date + (SERVER_HEADER if self.server_header else b"") + self.hsts
+
+    def set_hsts(self, value: str | None) -> None:
+        self.hsts = b"strict-transport-security: " + value.encode("ascii") + b"\r\n" if value else b""
+        self._update_date()
 
     def start(self) -> None:
         self._ticker = self.loop.call_later(1.0, self.tick)

@@ -28,23 +28,23 @@ def alpn_protocols(http: str) -> list[str]:
     return ["h2", "http/1.1"]
 
 
-def make_ssl_context(config: Config) -> ssl.SSLContext:
-    cert, key = config.ssl_certificate, config.ssl_keyfile
-    if not cert:
-        raise ConfigError("--ssl-certificate is required for TLS")
-    if not key:
-        raise ConfigError("--ssl-certificate needs --ssl-keyfile")
+def make_ssl_context(config: Config, cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+    """The server context for ``--ssl-certificate``/``--ssl-keyfile`` (or ``cert``/``key``: a renewed
+    ACME bundle holds both in ``cert``); every problem is a ConfigError naming the option."""
+    if cert is None:
+        cert, key = config.ssl_certificate, config.ssl_keyfile
+        if not cert:
+            raise ConfigError("--ssl-certificate is required for TLS")
+        if not key:
+            raise ConfigError("--ssl-certificate needs --ssl-keyfile")
     cert_pem = _read_pem(cert, "--ssl-certificate", b"-----BEGIN CERTIFICATE-----")
-    key_pem = _read_pem(key, "--ssl-keyfile", b"PRIVATE KEY-----")
+    key_pem = _read_pem(key or cert, "--ssl-keyfile", b"PRIVATE KEY-----")
     encrypted = b"ENCRYPTED" in key_pem
     password = config.ssl_keyfile_password
     if encrypted and not password:
         raise ConfigError(f"--ssl-keyfile {key}: the private key is encrypted; pass --ssl-keyfile-password")
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = _VERSIONS[config.ssl_protocol_min]
-    ctx.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
-    ctx.set_ciphers(_TLS12_CIPHERS)  # TLS 1.3 suites are configured separately and all acceptable
+    ctx = new_context(config)
 
     def _password() -> bytes:
         return (password or "").encode()
@@ -64,6 +64,20 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     except OSError as exc:
         raise ConfigError(f"--ssl-certificate {cert} / --ssl-keyfile {key}: {exc.strerror or exc}") from None
 
+    # what the ASGI tls extension needs, computed once
+    first = cert_pem.split(b"-----END CERTIFICATE-----", 1)[0]
+    start = first.find(b"-----BEGIN CERTIFICATE-----")
+    ctx.server_cert_pem = (first[start:] + b"-----END CERTIFICATE-----\n").decode("ascii")  # type: ignore[attr-defined]
+    return ctx
+
+
+def new_context(config: Config, alpn: list[str] | None = None) -> ssl.SSLContext:
+    """A server context with the configured versions, ciphers, ALPN and client verification, and no
+    certificate yet."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = _VERSIONS[config.ssl_protocol_min]
+    ctx.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    ctx.set_ciphers(_TLS12_CIPHERS)  # TLS 1.3 suites are configured separately and all acceptable
     if config.ssl_ca:
         _read_pem(config.ssl_ca, "--ssl-ca", b"-----BEGIN CERTIFICATE-----")
         try:
@@ -79,12 +93,7 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
             raise ConfigError(f"--ssl-crl {crl}: cannot load the revocation list: {_reason(exc)}") from None
     if config.ssl_crl:
         ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    ctx.set_alpn_protocols(alpn_protocols(config.http))
-
-    # what the ASGI tls extension needs, computed once
-    first = cert_pem.split(b"-----END CERTIFICATE-----", 1)[0]
-    start = first.find(b"-----BEGIN CERTIFICATE-----")
-    ctx.server_cert_pem = (first[start:] + b"-----END CERTIFICATE-----\n").decode("ascii")  # type: ignore[attr-defined]
+    ctx.set_alpn_protocols(alpn or alpn_protocols(config.http))
     ctx.cipher_ids = {c["name"]: c["id"] & 0xFFFF for c in ctx.get_ciphers()}  # type: ignore[attr-defined]
     return ctx
 

@@ -12,5 +12,5 @@ def needs_supervisor(config: Config) -> bool:
     return bool(
         config.workers > 1 or config.reload or config.metrics or config.respawn_failed_workers
         or config.workers_lifetime or config.workers_max_requests or config.workers_max_rss
-        or config.pid_file or (os.environ.get("LISTEN_FDS") and config.fd is None)
+        or config.pid_file or config.acme_domain or (os.environ.get("LISTEN_FDS") and config.fd is None)
     )

@@ -1,5 +1,6 @@
-"""The supervisor's helper processes: the Prometheus exporter (``--metrics``) and the reload watcher
-(``--reload``), forked by the supervisor next to the workers and restarted when they die.
+"""The supervisor's helper processes: the Prometheus exporter (``--metrics``), the reload watcher
+(``--reload``) and the ACME process (``--acme-domain``, see ``acme/manager.py``), forked by the
+supervisor next to the workers and restarted when they die.
 
 Both are forked with :func:`fork` (signals blocked across the fork, see there) and close every
 descriptor only the supervisor may hold. The exporter answers scrapes on the socket the supervisor
@@ -26,7 +27,7 @@ WATCHER_READY = "ready"  # what read_watcher() returns when the watcher reports 
 
 
 class Helpers:
-    """The helper processes of one supervisor (``pids``: pid -> "metrics" | "reload")."""
+    """The helper processes of one supervisor (``pids``: pid -> "metrics" | "reload" | "acme")."""
 
     def __init__(self, config: Config, sel: selectors.BaseSelector, sockets: list[socket.socket],
                  supervisor_fds: Callable[[], list[int]]) -> None:
@@ -60,6 +61,27 @@ class Helpers:
         assert sock is not None
         close_fds = [fd for fd in self.supervisor_fds() if fd != sock.fileno()]
         close_fds += [s.fileno() for s in self.sockets]
+
+        def main() -> None:
+            from .metrics import serve_endpoint
+
+            serve_endpoint(sock)
+
+        self._fork_child("metrics", close_fds, main)
+
+    # -- the ACME process ---------------------------------------------------------------------------
+    def start_acme(self) -> None:
+        """The one process that talks to the ACME CA: obtains and renews the certificate."""
+        def main() -> None:
+            from ..acme.manager import acme_main
+
+            acme_main(self.config)
+
+        self._fork_child("acme", [*self.supervisor_fds(), *(s.fileno() for s in self.sockets)], main)
+
+    def _fork_child(self, name: str, close_fds: list[int], main: Callable[[], None]) -> None:
+        """Fork a helper that runs ``main()`` with the supervisor's signals undone and ``close_fds``
+        closed; it exits 0 when ``main`` returns (or exits), 1 on an exception (traceback on stderr)."""
         pid = fork()
         if pid == 0:  # pragma: no cover - child
             code = 0
@@ -71,10 +93,8 @@ class Helpers:
                 if self.config.process_name:
                     from .worker import set_process_title
 
-                    set_process_title(f"{self.config.process_name} metrics")
-                from .metrics import serve_endpoint
-
-                serve_endpoint(sock)
+                    set_process_title(f"{self.config.process_name} {name}")
+                main()
             except SystemExit:
                 pass
             except BaseException:  # noqa: BLE001
@@ -84,7 +104,7 @@ class Helpers:
                 code = 1
             finally:
                 os._exit(code)
-        self.pids[pid] = "metrics"
+        self.pids[pid] = name
 
     # -- the reload watcher -----------------------------------------------------------------------
     def start_watcher(self) -> None:
@@ -145,6 +165,8 @@ class Helpers:
         logger.error("the %s process exited (code %s): restarting it", name, code)
         if name == "metrics":
             self._fork_metrics()
+        elif name == "acme":
+            self.start_acme()
         elif name == "reload" and self.watch_args is not None:
             self._drop_watcher_chan()
             self.start_watcher()

@@ -32,7 +32,7 @@ from collections import deque
 from typing import Any
 
 from ..config import Config, ConfigError
-from ..server.sockets import bind_sockets, describe_socket
+from ..server.sockets import bind_redirect, bind_sockets, describe_socket
 from .handle import RUNNING, STARTING, STOPPING, WorkerHandle
 from .helpers import HANDLED_SIGNALS, WATCHER_READY, Helpers, fork
 from .recycling import Recycler
@@ -47,9 +47,11 @@ class Supervisor:
         self.config = config
         self.target = config.workers
         self.workers: dict[int, WorkerHandle] = {}
-        self.sockets: list[socket.socket] = []
+        self.sockets: list[socket.socket] = []  # the app's (HTTPS when TLS is on)
+        self.redirect: list[socket.socket] = []  # the --http-redirect-port listener
+        self.listening: list[socket.socket] = []  # both: what helper processes must close
         self.sel = selectors.DefaultSelector()
-        self.helpers = Helpers(config, self.sel, self.sockets, self._supervisor_fds)
+        self.helpers = Helpers(config, self.sel, self.listening, self._supervisor_fds)
         self.recycler = Recycler(config)
         self.pending_signals: deque[int] = deque()
         self.pending_slots: dict[int, float] = {}  # slot -> when to (re)spawn
@@ -80,6 +82,10 @@ class Supervisor:
             from . import metrics
 
             metrics.check_available()
+        if config.acme_domain:
+            from ..acme import check as check_acme
+
+            check_acme(config)
         if config.pid_file:
             path = os.path.abspath(config.pid_file)
             directory = os.path.dirname(path)
@@ -112,8 +118,10 @@ class Supervisor:
             if self.helpers.watch_args is not None:
                 self.helpers.start_watcher()
             mode = "reload, " if self.config.reload else ""
+            scheme = "https" if self.config.tls_enabled else "http"
             logger.info("Supervisor pid %d: starting %d worker(s) (%s%s)", os.getpid(), self.target, mode,
-                        ", ".join(describe_socket(s) for s in self.sockets))
+                        ", ".join([*(describe_socket(s, scheme) for s in self.sockets),
+                                   *(describe_socket(s) + " (redirect)" for s in self.redirect)]))
             now = time.monotonic()
             for slot in range(1, self.target + 1):
                 self._spawn(slot, now, "start")
@@ -127,10 +135,16 @@ class Supervisor:
 
         inherited = systemd_sockets() if self.config.fd is None else None
         if inherited:
-            self.sockets[:] = inherited  # the list the helpers share
+            self.redirect = bind_redirect(self.config, inherited)  # the one on that port, if systemd has it
+            if not inherited:
+                raise ConfigError(f"systemd socket activation passed only the --http-redirect-port socket "
+                                  f"({self.config.http_redirect_port}): the HTTPS socket is missing")
+            self.sockets = inherited
             logger.info("Using %d socket(s) from systemd socket activation", len(inherited))
         else:
-            self.sockets[:] = bind_sockets(self.config)
+            self.sockets = bind_sockets(self.config)
+            self.redirect = bind_redirect(self.config)
+        self.listening[:] = [*self.sockets, *self.redirect]  # the list the helpers share
 
     def _write_pid_file(self) -> None:
         path = self.config.pid_file
@@ -312,7 +326,7 @@ class Supervisor:
             from .worker import worker_main
 
             banner = slot == 1 and not self.ever_ready  # the full banner once; then one line per worker
-            worker_main(self.config, slot, self.sockets, child_end, close_fds, banner)
+            worker_main(self.config, slot, self.sockets, child_end, close_fds, banner, self.redirect)
         child_end.close()
         parent_end.setblocking(False)
         w = WorkerHandle(pid, slot, parent_end, self.generation, now)
@@ -383,6 +397,8 @@ class Supervisor:
             self._stop_worker(w, now)
         elif first:
             logger.info("Workers are accepting connections")
+            if self.config.acme_domain:
+                self.helpers.start_acme()  # now the workers can answer the CA's challenges
         self._update_worker_gauge()
 
     def _read_watcher(self) -> None:
@@ -550,7 +566,7 @@ class Supervisor:
                 except OSError:
                     pass
         self.sel.close()
-        for sock in self.sockets:
+        for sock in self.listening:
             sock.close()
         self.helpers.cleanup()
         config = self.config

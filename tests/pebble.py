@@ -3,7 +3,7 @@
 ``Pebble`` starts ``pebble`` on free 127.0.0.1 ports with a config written here: its own HTTPS
 certificate comes from a trustme CA (the server trusts it through ``--acme-ca-bundle``), its
 validation ports (``httpPort``/``tlsPort``) are the server's redirect and HTTPS ports, and
-``-dnsserver`` points at :class:`TestDNS`, a dnslib responder that resolves the test domains to
+``-dnsserver`` points at :class:`DNSResponder`, a dnslib responder that resolves the test domains to
 127.0.0.1. So pebble's VA really connects to the server and checks the challenge answers: no
 ``PEBBLE_VA_ALWAYS_VALID``. ``PEBBLE_VA_NOSLEEP=1`` and ``PEBBLE_WFE_NONCEREJECT=0`` only remove
 pebble's artificial delays and random bad-nonce rejections.
@@ -47,7 +47,7 @@ class _Resolver(BaseResolver):
         return reply  # anything else: NOERROR without answers (AAAA, CAA ...)
 
 
-class TestDNS:
+class DNSResponder:
     """A UDP DNS server on 127.0.0.1 answering A queries for ``names`` with 127.0.0.1."""
 
     def __init__(self, names: set[str]) -> None:
@@ -56,7 +56,7 @@ class TestDNS:
         quiet = DNSLogger(logf=lambda text: None)  # the queries are kept in resolver.queries instead
         self.server = DNSServer(self.resolver, port=self.port, address="127.0.0.1", logger=quiet)
 
-    def __enter__(self) -> TestDNS:
+    def __enter__(self) -> DNSResponder:
         self.server.start_thread()
         return self
 
@@ -140,8 +140,8 @@ class Pebble:
 
 @contextlib.contextmanager
 def pebble_for(tmp_path: Path, names: set[str], *, http_port: int, tls_port: int,
-               validity: int | None = None) -> Iterator[tuple[Pebble, TestDNS]]:
-    with TestDNS(names) as dns:
+               validity: int | None = None) -> Iterator[tuple[Pebble, DNSResponder]]:
+    with DNSResponder(names) as dns:
         pebble = Pebble(tmp_path / "pebble", http_port=http_port, tls_port=tls_port, dns_port=dns.port,
                         validity=validity).start()
         try:

@@ -169,3 +169,91 @@ def test_client_verify_requires_a_certificate(certs, server_factory):
 def test_rfc4514_name():
     subject = ((("countryName", "US"),), (("organizationName", "Acme, Inc."),), (("commonName", "#me "),))
     assert rfc4514_name(subject) == "CN=\\#me\\ ,O=Acme\\, Inc.,C=US"
+
+
+def _serial(port: int, ca: ssl.SSLContext) -> tuple[ssl.SSLSocket, int]:
+    from cryptography import x509
+
+    tls = ca.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10), server_hostname="127.0.0.1")
+    der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return tls, x509.load_der_x509_certificate(der).serial_number
+
+
+def _get(tls: ssl.SSLSocket) -> bytes:
+    tls.sendall(b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while not data.endswith(b"Hello, world!"):
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _write_pair(folder, cert) -> None:
+    """Replace the files like an operator's renewal tool: key first, then the chain (not atomically)."""
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    (folder / "cert.pem").write_bytes(b"".join(p.bytes() for p in cert.cert_chain_pems))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_path, server_factory, workers):
+    """(g) of issue 15: new handshakes in every worker get the new certificate within seconds, the
+    connection opened before keeps working, no worker is restarted; single process: SIGHUP at once."""
+    import signal
+
+    from cryptography import x509
+
+    from tests.core_client import poll
+
+    ca = trustme.CA()
+    _write_pair(tmp_path, ca.issue_cert("127.0.0.1"))
+    client = ssl.create_default_context(cafile=None)
+    ca.configure_trust(client)
+    args = [*APP, "--ssl-certificate", str(tmp_path / "cert.pem"), "--ssl-keyfile", str(tmp_path / "key.pem"),
+            "--workers", str(workers)]
+    with server_factory(args) as srv:
+        old, first = _serial(srv.port, client)
+        with old:
+            assert _get(old).startswith(b"HTTP/1.1 200 ")
+            new = ca.issue_cert("127.0.0.1")
+            new_serial = x509.load_pem_x509_certificate(new.cert_chain_pems[0].bytes()).serial_number
+            assert new_serial != first
+            _write_pair(tmp_path, new)
+            if workers == 1:
+                srv.proc.send_signal(signal.SIGHUP)
+
+            def all_new() -> bool:  # ten handshakes in a row (spread over the workers) see the new one
+                for _ in range(10):
+                    tls, serial = _serial(srv.port, client)
+                    tls.close()
+                    if serial != new_serial:
+                        return False
+                return True
+
+            poll(all_new, timeout=5 if workers == 1 else 10)
+            assert _get(old).startswith(b"HTTP/1.1 200 ")  # opened before the reload: still served
+        log = srv.output()
+    if workers == 1:
+        assert "SIGHUP received: reloading the TLS certificate" in log
+    assert log.count("Loaded the TLS certificate") >= workers
+    assert "started" not in log.split("Loaded the TLS certificate", 1)[1]  # no worker was (re)started
+
+
+def test_a_broken_replacement_keeps_the_old_certificate(tmp_path, server_factory):
+    from tests.core_client import poll
+
+    ca = trustme.CA()
+    _write_pair(tmp_path, ca.issue_cert("127.0.0.1"))
+    client = ssl.create_default_context()
+    ca.configure_trust(client)
+    args = [*APP, "--ssl-certificate", str(tmp_path / "cert.pem"), "--ssl-keyfile", str(tmp_path / "key.pem")]
+    with server_factory(args) as srv:
+        tls, first = _serial(srv.port, client)
+        tls.close()
+        (tmp_path / "cert.pem").write_text("truncated\n")
+        poll(lambda: "Certificate reload failed, still serving the previous certificate" in srv.output(), timeout=5)
+        tls, serial = _serial(srv.port, client)
+        with tls:
+            assert serial == first and _get(tls).startswith(b"HTTP/1.1 200 ")

@@ -143,6 +143,8 @@ class ServerCertificates:
                 sslobj.context = challenge
                 return None
         current = self.current
+        if current is None and self.check():  # the first certificate just arrived: no need to wait a tick
+            current = self.current
         if current is None:
             now = time.monotonic()
             if now - self._refused_at >= REFUSED_LOG_INTERVAL:

@@ -394,9 +394,9 @@ class Config:
             if self.ssl_certificate:
                 raise ConfigError("--acme-domain and --ssl-certificate cannot be combined: the certificate comes "
                                   "either from ACME or from your files")
-            if self.uds and self.acme_challenge_type == "tls-alpn-01":
-                raise ConfigError("--acme-challenge tls-alpn-01 needs a TCP port the CA can reach, not --uds; use "
-                                  "--acme-challenge http-01 with --http-redirect-port")
+            if self.uds:
+                raise ConfigError("--acme-domain cannot be combined with --uds: the CA must reach a TCP port "
+                                  "(let the proxy in front of the socket terminate TLS)")
             if self.acme_challenge_type == "http-01" and self.http_redirect_port is None:
                 raise ConfigError("--acme-challenge http-01 needs --http-redirect-port (the CA connects to port "
                                   "80 of the domain)")

@@ -3,7 +3,8 @@
 Used by the Dockerfile HEALTHCHECK and docker/compose.yaml (no curl needed in the image).
 Environment: HEALTHCHECK_PATH (default /api/health), HEALTHCHECK_HOST (Host header, default
 localhost: it must be in ALLOWED_HOSTS), GRANIAN_PORT (default 8000), and HTTPS is used when
-GRANIAN_SSL_CERTIFICATE is set (the certificate is not verified: this is the server itself).
+GRANIAN_SSL_CERTIFICATE or GRANIAN_ACME_DOMAIN is set (the certificate is not verified: this is the
+server itself).
 """
 
 import http.client
@@ -17,7 +18,7 @@ def main() -> int:
     path = os.environ.get("HEALTHCHECK_PATH") or "/api/health"
     host = os.environ.get("HEALTHCHECK_HOST") or "localhost"
     timeout = float(os.environ.get("HEALTHCHECK_TIMEOUT") or 4)
-    if os.environ.get("GRANIAN_SSL_CERTIFICATE"):
+    if os.environ.get("GRANIAN_SSL_CERTIFICATE") or os.environ.get("GRANIAN_ACME_DOMAIN"):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -28,7 +28,7 @@ from cryptography import x509
 
 from .conftest import ROOT, free_port, start_server
 from .core_client import poll
-from .pebble import PEBBLE, Pebble, DNSResponder, pebble_for
+from .pebble import PEBBLE, DNSResponder, Pebble, pebble_for
 
 pytestmark = pytest.mark.skipif(PEBBLE is None, reason="pebble is not installed (apt-get install pebble; "
                                 "scripts/install-system-deps.sh does it)")
@@ -236,7 +236,7 @@ def run_server(args: list[str]) -> subprocess.CompletedProcess:
     (["--acme-domain", "app.test", "--acme-cache-dir", "{file}/cache"], "--acme-cache-dir"),
     (["--acme-domain", "app.test", "--acme-challenge", "http-01"], "--acme-challenge http-01 needs "
                                                                      "--http-redirect-port"),
-    (["--acme-domain", "app.test", "--uds", "/tmp/x.sock"], "not --uds"),
+    (["--acme-domain", "app.test", "--uds", "/tmp/x.sock"], "--acme-domain cannot be combined with --uds"),
     (["--http-redirect-port", "8080"], "--http-redirect-port redirects to HTTPS"),
     (["--acme-domain", "app.test", "--hsts", "forever"], "--hsts 'forever'"),
 ])

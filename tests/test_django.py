@@ -150,6 +150,28 @@ def test_check_warnings(project_env, env, check_id):
     assert check_id in check.stderr + check.stdout
 
 
+@pytest.mark.parametrize(("env", "expected", "absent"), [
+    ({"TESTPROJECT_ALLOWED_HOSTS": "www.app.test", "TESTPROJECT_GRANIAN": json.dumps(
+        {"acme_domain": ["app.test", "www.app.test"]})}, ["W004", "acme_domain app.test not covered"], ["W005"]),
+    ({"TESTPROJECT_ALLOWED_HOSTS": ".app.test", "GRANIAN_ACME_DOMAIN": "app.test www.app.test"}, [], ["W004"]),
+    ({"TESTPROJECT_PROXY_SSL": "1", "TESTPROJECT_GRANIAN": json.dumps(
+        {"acme_domain": ["app.test"], "forwarded_allow_ips": ["10.0.0.1"]})}, ["W005"], ["W004", "W002"]),
+    ({"TESTPROJECT_GRANIAN": json.dumps({"acme_domain": ["app.test"], "hsts": "60"}),
+      "DJANGO_SETTINGS_MODULE": "testproject.settings"}, [], ["W004", "W005", "W006"]),
+])
+def test_https_checks(project_env, env, expected, absent):
+    """acme_domain must be in ALLOWED_HOSTS; SECURE_PROXY_SSL_HEADER makes no sense when the server
+    terminates TLS itself (settings.GRANIAN or GRANIAN_* variables)."""
+    project_env.update(env)
+    check = manage("check", "--tag", "django_granian", env=project_env)
+    text = check.stderr + check.stdout
+    assert check.returncode == 0, text
+    for item in expected:
+        assert item in text, text
+    for item in absent:
+        assert item not in text, text
+
+
 def test_proxy_warning_silenced_by_forwarded_allow_ips(project_env):
     project_env.update(TESTPROJECT_PROXY_SSL="1", TESTPROJECT_GRANIAN=json.dumps({"forwarded_allow_ips": ["10.0.0.1"]}))
     check = manage("check", "--tag", "django_granian", env=project_env)

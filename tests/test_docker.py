@@ -304,6 +304,38 @@ def test_compose_command_and_environment_parse_with_our_options() -> None:
     assert env["HEALTHCHECK_PATH"] == runtime_env(stages[-1], {})["HEALTHCHECK_PATH"]
 
 
+def test_https_compose_variant_publishes_80_and_443_with_the_acme_cache_on_a_volume() -> None:
+    """docker/compose.https.yaml: automatic HTTPS (issue 15), validated like compose.yaml."""
+    path = DOCKER / "compose.https.yaml"
+    data = yaml.safe_load(path.read_text())
+    schema_path = next((p for p in SCHEMA_CANDIDATES if p.exists()), None)
+    if schema_path is not None:
+        jsonschema = pytest.importorskip("jsonschema")
+        validator = jsonschema.Draft7Validator(json.loads(schema_path.read_text()))
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)]
+        assert not errors, "\n".join(errors)
+    services = data["services"]
+    assert list(services) == ["app"] and not any("nginx" in str(s.get("image", "")) for s in services.values())
+    app = services["app"]
+    env = {k: str(v) for k, v in compose_interpolate(app["environment"]).items()}
+    config = parse_with_our_options(granian_args(app["command"]), granian_env(env))
+    assert config.acme_domain == ["example.com", "www.example.com"] and config.acme_email == "ops@example.com"
+    assert config.port == 443 and config.http_redirect_port == 80 and config.acme_challenge_type == "http-01"
+    assert config.acme_directory.startswith("https://acme-v02.api.letsencrypt.org/")
+    assert config.hsts == "max-age=300"
+    assert compose_interpolate(app["ports"]) == ["80:80", "443:443"]
+    # the cache directory is on a named volume
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in app["volumes"] if isinstance(v, str)}
+    volume = next(name for target, name in mounts.items() if config.acme_cache_dir.startswith(target + "/"))
+    assert volume in data["volumes"]
+    assert int(app["sysctls"]["net.ipv4.ip_unprivileged_port_start"]) <= 80  # non-root user binds 80/443
+    assert seconds(app["stop_grace_period"]) > config.kill_timeout
+    # same image and health check as the plain template; the check speaks HTTPS because ACME is on
+    plain = compose()["services"]["app"]
+    assert app["build"] == plain["build"] and app["healthcheck"]["test"] == plain["healthcheck"]["test"]
+    assert "GRANIAN_ACME_DOMAIN" in (DOCKER / "healthcheck.py").read_text()
+
+
 def test_env_example_uses_only_our_option_names() -> None:
     env = {}
     for line in (DOCKER / ".env.example").read_text().splitlines():

@@ -13,6 +13,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Info, Warning, register
 
+from ..config import OPTIONS, ConfigError, env_value, parse_value
 from .conf import option_name, parse_granian, static_url_path
 
 TAG = "django_granian"
@@ -89,4 +90,51 @@ def check_proxy_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
                 f"GRANIAN['url_path_prefix'] {prefix!r} differs from FORCE_SCRIPT_NAME {script_name!r}.",
                 hint="Leave url_path_prefix out: the server uses FORCE_SCRIPT_NAME.",
                 obj="settings.GRANIAN", id="django_granian.W003"))
+    return out
+
+
+def _option(name: str) -> Any:
+    """An option's value from settings.GRANIAN, overridden by its GRANIAN_* variable (not the command
+    line, which checks cannot see)."""
+    values, _ = parse_granian(getattr(settings, "GRANIAN", None))
+    found = env_value(OPTIONS[name], os.environ)
+    if found is not None:
+        try:
+            return parse_value(OPTIONS[name], found[1], source=f"environment {found[0]}")
+        except ConfigError:
+            return None
+    return values.get(name)
+
+
+@register(TAG)
+def check_https(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """acme_domain vs ALLOWED_HOSTS; proxy and HSTS settings while the server itself terminates TLS."""
+    from django.http.request import validate_host
+
+    out: list[CheckMessage] = []
+    domains = [d for raw in (_option("acme_domain") or []) for d in str(raw).replace(",", " ").split()]
+    allowed = list(getattr(settings, "ALLOWED_HOSTS", []) or [])
+    if getattr(settings, "DEBUG", False) and not allowed:
+        allowed = [".localhost", "127.0.0.1", "[::1]"]
+    missing = [d for d in domains if not validate_host(d.lower().rstrip("."), allowed)]
+    if missing:
+        out.append(Warning(
+            f"acme_domain {', '.join(missing)} not covered by ALLOWED_HOSTS {allowed!r}: the certificate is "
+            "obtained but Django answers 400 to every request for it.",
+            hint=f"Add {missing[0]!r} (or '.{missing[0]}' for its subdomains too) to ALLOWED_HOSTS.",
+            obj="settings.ALLOWED_HOSTS", id="django_granian.W004"))
+    terminates_tls = bool(domains or _option("ssl_certificate"))
+    if terminates_tls and getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
+        out.append(Warning(
+            "SECURE_PROXY_SSL_HEADER is set but django-granian terminates TLS itself (acme_domain or "
+            "ssl_certificate): requests are secure without it, and it lets any client claim HTTPS with a "
+            "forged header.",
+            hint="Remove SECURE_PROXY_SSL_HEADER; request.is_secure() is True for the server's HTTPS requests.",
+            obj="settings.SECURE_PROXY_SSL_HEADER", id="django_granian.W005"))
+    if _option("hsts") and getattr(settings, "SECURE_HSTS_SECONDS", 0):
+        out.append(Warning(
+            "Both the server's hsts option and SECURE_HSTS_SECONDS are set: responses would carry two "
+            "Strict-Transport-Security headers.",
+            hint="Keep one: GRANIAN['hsts'] (every HTTPS response, static files included) or Django's.",
+            obj="settings.SECURE_HSTS_SECONDS", id="django_granian.W006"))
     return out

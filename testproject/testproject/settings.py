@@ -19,7 +19,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "testproject-insecure-key-do-not-use-in-production")
 DEBUG = os.environ.get("TESTPROJECT_DEBUG") == "1"
-ALLOWED_HOSTS = ["*"]
+ALLOWED_HOSTS = os.environ.get("TESTPROJECT_ALLOWED_HOSTS", "*").split()
 
 INSTALLED_APPS = [
     "django.contrib.admin",

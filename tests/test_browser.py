@@ -18,6 +18,8 @@ import base64
 import os
 import re
 import secrets
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -156,3 +158,82 @@ def test_admin_over_https_h2_with_static_css_and_websocket_echo(tmp_path: Path, 
         lines = [line for line in log.splitlines() if f" {path} " in line]
         assert lines, f"{path} is not in the access log:\n{log[-3000:]}"
         assert any(re.search(r"HTTP/2(\.0)?\" 200\b", line) for line in lines), lines
+
+
+def _spki_hash(pem: bytes) -> str:
+    """base64(SHA-256(SubjectPublicKeyInfo)): what --ignore-certificate-errors-spki-list takes."""
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_pem_x509_certificate(pem)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.mark.skipif(shutil.which("pebble") is None, reason="pebble is not installed (scripts/install-system-deps.sh)")
+def test_https_page_on_a_pebble_certificate_after_a_redirect_from_http(tmp_path: Path) -> None:
+    """Issue 15: `manage.py granian` with settings.GRANIAN acme_* options gets a certificate from pebble
+    (http-01, validated by pebble through the redirect port), and Chromium, with no
+    --ignore-certificate-errors but pebble's issuing CA key in --ignore-certificate-errors-spki-list,
+    follows http:// -> 308 -> https:// and renders the admin login page over HTTP/2 with HSTS."""
+    import json
+    import ssl
+
+    from .conftest import free_port
+    from .core_client import poll
+    from .pebble import pebble_for
+
+    assert CHROMIUM is not None
+    domain = "shop.test"
+    https, http = free_port(), free_port()
+    with pebble_for(tmp_path, {domain}, http_port=http, tls_port=https) as (pebble, _):
+        granian = {"acme_domain": [domain], "acme_email": "ops@shop.test", "acme_directory": pebble.directory,
+                   "acme_ca_bundle": str(pebble.ca_bundle), "acme_cache_dir": str(tmp_path / "acme"),
+                   "http_redirect_port": http, "hsts": "60", "workers": 1}
+        env = {"TESTPROJECT_DB": str(tmp_path / "db.sqlite3"), "TESTPROJECT_GRANIAN": json.dumps(granian),
+               "TESTPROJECT_ALLOWED_HOSTS": domain, "TESTPROJECT_STATIC_ROOT": str(tmp_path / "static"),
+               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        collect = subprocess.run([sys.executable, str(MANAGE), "collectstatic", "--noinput", "-v0"],
+                                 env={**os.environ, **env}, capture_output=True, text=True, timeout=180)
+        assert collect.returncode == 0, collect.stderr
+        with start_server([], cmd=[sys.executable, str(MANAGE), "granian"], env=env, tmp_path=tmp_path,
+                          port=https) as server:
+            root = pebble.root_pem()
+            client = ssl.create_default_context(cadata=root.decode())
+
+            def issued() -> bool:
+                try:
+                    with socket.create_connection(("127.0.0.1", https), timeout=5) as raw, \
+                            client.wrap_socket(raw, server_hostname=domain):
+                        return True
+                except (ssl.SSLError, OSError):
+                    return False
+
+            poll(issued, timeout=40)
+            intermediate = pebble._get("/intermediates/0")
+            flags = [f"--host-resolver-rules=MAP {domain} 127.0.0.1",
+                     f"--ignore-certificate-errors-spki-list={_spki_hash(intermediate)}"]
+            browser = Browser(CHROMIUM, tmp_path / "profile", tmp_path / "chromium.log", extra_flags=flags,
+                              verify_certificates=True)
+            try:
+                browser.send("Network.enable")
+                browser.send("Page.enable")
+                browser.navigate(f"http://{domain}:{http}/admin/login/?next=/admin/")
+                href = browser.evaluate("location.href")
+                assert href == f"https://{domain}:{https}/admin/login/?next=/admin/", href
+                redirects = [e["params"]["redirectResponse"] for e in browser.events
+                             if e["method"] == "Network.requestWillBeSent" and "redirectResponse" in e["params"]]
+                assert any(r["status"] == 308 and r["url"].startswith(f"http://{domain}:{http}/") for r in redirects)
+                page = next(r for r in browser.responses() if r["url"] == href)
+                assert page["status"] == 200 and page["protocol"] == "h2"
+                details = page["securityDetails"]
+                assert details["subjectName"] == domain and details["issuer"].startswith("Pebble Intermediate")
+                headers = {k.lower(): v for k, v in page["headers"].items()}
+                assert headers["strict-transport-security"] == "max-age=60"
+                assert browser.evaluate("document.querySelector('input[name=username]') !== null")
+            finally:
+                browser.close()
+            log = server.output()
+    assert "ACME: obtained a certificate for shop.test" in log

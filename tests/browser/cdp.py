@@ -33,10 +33,13 @@ def find_chromium() -> str | None:
 class Browser:
     """Headless Chromium with a fresh profile, driven through one page target."""
 
-    def __init__(self, executable: str, profile: Path, log: Path):
+    def __init__(self, executable: str, profile: Path, log: Path, extra_flags: tuple[str, ...] | list[str] = (),
+                 verify_certificates: bool = False):
+        """``verify_certificates``: drop --ignore-certificate-errors (the test trusts its CA by other means)."""
         self.log_path = log
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen([executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        flags = [f for f in CHROMIUM_FLAGS if not (verify_certificates and f == "--ignore-certificate-errors")]
+        self.proc = subprocess.Popen([executable, *flags, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
                                      stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         port_file = profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60

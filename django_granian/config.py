@@ -189,7 +189,8 @@ class Config:
     acme_ca_bundle: str | None = option(None, "CA bundle (PEM) to trust for the ACME directory's HTTPS, e.g. a "
                                         "test CA; default: the system's.", "file", group="acme", granian=False,
                                         nullable=True)
-    acme_renew_before: float = option(30.0, "Days before expiry to renew the certificate (fractions allowed).",
+    acme_renew_before: float = option(30.0, "Days before expiry to renew the certificate (fractions allowed; at "
+                                      "most two thirds of its lifetime).",
                                       "float", minimum=0, group="acme", granian=False, metavar="DAYS")
     http_redirect_port: int | None = option(None, "Also listen for plain HTTP on this port (on --host): answer "
                                             "ACME http-01 challenges and 308-redirect everything else to "

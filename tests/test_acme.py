@@ -124,8 +124,8 @@ def test_first_start_obtains_a_certificate_then_a_restart_uses_the_cache(tmp_pat
 
 def test_renewal_replaces_the_certificate_and_keeps_open_connections(tmp_path):
     https = free_port()
-    validity = 60  # seconds; renewal is due 4 s after issuance
-    renew_before = (validity - 4) / 86400
+    validity = 15  # seconds; renewal is due 5 s after issuance (a third of the lifetime: the earliest)
+    renew_before = (validity - 1) / 86400
     with pebble_for(tmp_path, {DOMAIN}, http_port=free_port(), tls_port=https, validity=validity) as (pebble, _):
         root = pebble.root_pem()
         args = acme_args(pebble, tmp_path / "cache", "--acme-renew-before", f"{renew_before:.8f}")

@@ -92,7 +92,10 @@ class CertInfo:
         return now >= self.not_after
 
     def renew_at(self, days_before: float) -> datetime.datetime:
-        return self.not_after - datetime.timedelta(days=days_before)
+        """``days_before`` expiry, but never before a third of the lifetime has passed: a window longer
+        than the certificate's life (short-lived certificates) must not renew in a loop."""
+        window = min(datetime.timedelta(days=days_before), (self.not_after - self.not_before) * 2 / 3)
+        return self.not_after - window
 
 
 def cert_info(pem: bytes) -> CertInfo | None:

@@ -30,7 +30,7 @@ from .conftest import ROOT, free_port, start_server
 from .core_client import poll
 from .pebble import PEBBLE, DNSResponder, Pebble, pebble_for
 
-pytestmark = pytest.mark.skipif(PEBBLE is None, reason="pebble is not installed (apt-get install pebble; "
+needs_pebble = pytest.mark.skipif(PEBBLE is None, reason="pebble is not installed (apt-get install pebble; "
                                 "scripts/install-system-deps.sh does it)")
 DOMAIN = "app.test"
 APP = ["--interface", "asgi", "h2_apps:app"]
@@ -84,6 +84,7 @@ def verified_serial(port: int, root: bytes) -> int | None:
     return serial
 
 
+@needs_pebble
 @pytest.mark.parametrize("challenge", ["tls-alpn-01", "http-01"])
 def test_first_start_obtains_a_certificate_then_a_restart_uses_the_cache(tmp_path, challenge):
     https, http = free_port(), free_port()
@@ -122,6 +123,7 @@ def test_first_start_obtains_a_certificate_then_a_restart_uses_the_cache(tmp_pat
         assert "ordering" not in log and "TLS handshake for" not in log
 
 
+@needs_pebble
 def test_renewal_replaces_the_certificate_and_keeps_open_connections(tmp_path):
     https = free_port()
     validity = 15  # seconds; renewal is due 5 s after issuance (a third of the lifetime: the earliest)
@@ -144,6 +146,7 @@ def test_renewal_replaces_the_certificate_and_keeps_open_connections(tmp_path):
         assert "Supervisor" in log and "worker-1" not in log.split("renewing", 1)[1]  # no worker restarted
 
 
+@needs_pebble
 def test_redirect_port_keeps_path_and_query_and_answers_only_challenges(tmp_path):
     https, http = free_port(), free_port()
     with pebble_for(tmp_path, {DOMAIN}, http_port=http, tls_port=https) as (pebble, _):
@@ -185,6 +188,7 @@ def test_redirect_port_keeps_path_and_query_and_answers_only_challenges(tmp_path
                 "max-age=31536000; includeSubDomains"
 
 
+@needs_pebble
 def test_unreachable_ca_refuses_handshakes_retries_and_an_expired_cache_keeps_serving(tmp_path):
     https, ca_port = free_port(), free_port()
     cache = tmp_path / "cache"
@@ -264,3 +268,37 @@ def test_cache_directory_is_created_private(tmp_path):
     for sub in ("certs/app.test", "challenges/http-01", "challenges/tls-alpn-01"):
         assert oct((root / sub).stat().st_mode & 0o777) == "0o700", sub
     assert os.listdir(root / "certs" / "app.test") == []
+
+
+@pytest.mark.parametrize(("raw", "value"), [
+    ("31536000", "max-age=31536000"),
+    ("max-age=60; includeSubDomains", "max-age=60; includeSubDomains"),
+    ("max-age=60;includesubdomains;PRELOAD", "max-age=60; includeSubDomains; preload"),
+    ("63072000, includeSubDomains, preload", "max-age=63072000; includeSubDomains; preload"),
+    ("includeSubDomains", None), ("max-age=-1", None), ("max-age=60; secure", None), ("", None),
+    ("max-age=1; max-age=2", None),
+])
+def test_hsts_values(raw, value):
+    from django_granian.config import ConfigError, hsts_value
+
+    if value is None:
+        with pytest.raises(ConfigError, match="--hsts"):
+            hsts_value(raw)
+    else:
+        assert hsts_value(raw) == value
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("example.com", "example.com"), ("WWW.Example.COM.", "www.example.com"), ("xn--bcher-kva.example", None),
+    ("a-b.c-d.example", None), ("-a.example", False), ("a-.example", False), ("a..example", False),
+    ("localhost", False), ("*.example.com", False), ("10.0.0.1", False), ("[::1]", False),
+    ("exa mple.com", False), ("a" * 64 + ".example", False), ("ünï.example", False),
+])
+def test_acme_domain_names(name, ok):
+    from django_granian.config import ConfigError, _hostname
+
+    if ok is False:
+        with pytest.raises(ConfigError, match="--acme-domain"):
+            _hostname(name)
+    else:
+        assert _hostname(name) == (ok or name)

@@ -257,3 +257,51 @@ def test_a_broken_replacement_keeps_the_old_certificate(tmp_path, server_factory
         tls, serial = _serial(srv.port, client)
         with tls:
             assert serial == first and _get(tls).startswith(b"HTTP/1.1 200 ")
+
+
+def test_systemd_socket_activation_with_https_and_redirect_sockets(tmp_path, certs):
+    """Two activated sockets: the one on --http-redirect-port redirects, the other serves HTTPS."""
+    import os
+    import signal
+
+    from tests.conftest import APPS
+    from tests.core_client import poll
+
+    listeners = []
+    for _ in range(2):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        listeners.append(sock)
+    https_port, http_port = (s.getsockname()[1] for s in listeners)
+    fds = [s.fileno() for s in listeners]
+
+    def as_fd3_and_4() -> None:
+        os.dup2(fds[0], 3)
+        os.dup2(fds[1], 4)
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(APPS)]), LISTEN_FDS="2")
+    args = " ".join([*APP, *tls_args(certs), "--workers", "2", "--port", str(https_port),
+                     "--http-redirect-port", str(http_port)])
+    script = f'LISTEN_PID=$$ exec "{sys.executable}" -m django_granian {args}'
+    log_path = tmp_path / "sd.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(["/bin/sh", "-c", script], preexec_fn=as_fd3_and_4, pass_fds=[*fds, 3, 4], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    for sock in listeners:
+        sock.close()
+    try:
+        def https_ok() -> bool:
+            try:
+                with httpx.Client(verify=trusted(certs), timeout=5) as client:
+                    return client.get(f"https://127.0.0.1:{https_port}/").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        poll(https_ok, timeout=30)
+        r = httpx.get(f"http://127.0.0.1:{http_port}/x?y=1", timeout=5)
+        assert r.status_code == 308 and r.headers["location"] == f"https://127.0.0.1:{https_port}/x?y=1"
+        assert "Using 1 socket(s) from systemd socket activation" in log_path.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log_path.read_text()

@@ -27,7 +27,7 @@ import pytest
 from cryptography import x509
 
 from .conftest import ROOT, free_port, start_server
-from .core_client import poll
+from .core_client import wait_until
 from .pebble import PEBBLE, DNSResponder, Pebble, pebble_for
 
 needs_pebble = pytest.mark.skipif(PEBBLE is None, reason="pebble is not installed (apt-get install pebble; "
@@ -94,7 +94,7 @@ def test_first_start_obtains_a_certificate_then_a_restart_uses_the_cache(tmp_pat
         args = acme_args(pebble, cache, "--acme-challenge", challenge, "--http-redirect-port", str(http),
                          "--access-log")
         with start_server(args, port=https, tmp_path=tmp_path) as srv:
-            serial = poll(lambda: verified_serial(https, root), timeout=30)
+            serial = wait_until(lambda: verified_serial(https, root), timeout=30)
             tls, _ = handshake(https, root, ["h2", "http/1.1"])
             with tls:
                 assert tls.selected_alpn_protocol() == "h2"
@@ -132,12 +132,12 @@ def test_renewal_replaces_the_certificate_and_keeps_open_connections(tmp_path):
         root = pebble.root_pem()
         args = acme_args(pebble, tmp_path / "cache", "--acme-renew-before", f"{renew_before:.8f}")
         with start_server(args, port=https, tmp_path=tmp_path) as srv:
-            first = poll(lambda: verified_serial(https, root), timeout=30)
+            first = wait_until(lambda: verified_serial(https, root), timeout=30)
             old, old_serial = handshake(https, root)
             with old:
                 assert old_serial == first
                 assert get(old).startswith(b"HTTP/1.1 200 ")
-                second = poll(lambda: (s := verified_serial(https, root)) != first and s, timeout=30)
+                second = wait_until(lambda: (s := verified_serial(https, root)) != first and s, timeout=30)
                 assert get(old).startswith(b"HTTP/1.1 200 ")  # the keep-alive connection lives on
                 assert get(old).startswith(b"HTTP/1.1 200 ")
             log = srv.output()
@@ -154,7 +154,7 @@ def test_redirect_port_keeps_path_and_query_and_answers_only_challenges(tmp_path
         args = acme_args(pebble, tmp_path / "cache", "--http-redirect-port", str(http), "--hsts",
                          "31536000; includeSubDomains", "--workers", "2")
         with start_server(args, port=https, tmp_path=tmp_path):
-            poll(lambda: verified_serial(https, root), timeout=30)
+            wait_until(lambda: verified_serial(https, root), timeout=30)
             with socket.create_connection(("127.0.0.1", http), timeout=10) as sock:
                 sock.sendall(b"GET /a/b%20c?x=1&y=%2F HTTP/1.1\r\nhost: app.test:80\r\n\r\n"
                              b"POST /form HTTP/1.1\r\nhost: APP.test\r\ncontent-length: 3\r\n\r\nabc"
@@ -199,14 +199,14 @@ def test_unreachable_ca_refuses_handshakes_retries_and_an_expired_cache_keeps_se
         try:
             # no certificate and no CA: the HTTPS port refuses handshakes, the ACME process keeps trying
             with start_server(args, port=https, tmp_path=tmp_path) as srv:
-                poll(lambda: "ACME order for app.test failed: cannot reach the CA" in srv.output(), timeout=30)
+                wait_until(lambda: "ACME order for app.test failed: cannot reach the CA" in srv.output(), timeout=30)
                 with pytest.raises(ssl.SSLError):  # the alert, or EOF: the event loop aborts without flushing it
                     handshake(https, None)
-                poll(lambda: "TLS handshake for app.test refused: no certificate yet" in srv.output(), timeout=5)
+                wait_until(lambda: "TLS handshake for app.test refused: no certificate yet" in srv.output(), timeout=5)
                 assert "retrying in 10s" in srv.output() and "Traceback" not in srv.output()
                 pebble.start()  # the CA comes back: the next retry succeeds
                 root = pebble.root_pem()
-                first = poll(lambda: verified_serial(https, root), timeout=40)
+                first = wait_until(lambda: verified_serial(https, root), timeout=40)
             pebble.stop()
             bundle = x509.load_pem_x509_certificates((cache / "certs" / DOMAIN / "bundle.pem").read_bytes())[0]
             assert bundle.serial_number == first
@@ -217,7 +217,7 @@ def test_unreachable_ca_refuses_handshakes_retries_and_an_expired_cache_keeps_se
                 tls, serial = handshake(https, None)
                 with tls:
                     assert serial == first and get(tls, close=True).startswith(b"HTTP/1.1 200 ")
-                poll(lambda: "still serving the EXPIRED certificate for app.test" in srv.output(), timeout=30)
+                wait_until(lambda: "still serving the EXPIRED certificate for app.test" in srv.output(), timeout=30)
                 assert "cannot reach the CA" in srv.output()
         finally:
             pebble.stop()
@@ -302,3 +302,19 @@ def test_acme_domain_names(name, ok):
             _hostname(name)
     else:
         assert _hostname(name) == (ok or name)
+
+
+@needs_pebble
+def test_a_failed_validation_is_logged_with_the_problem_document(tmp_path):
+    """The name resolves nowhere (the test DNS has no A record for it): pebble's VA fails the
+    challenge and the server logs the CA's problem document (type, detail, domain), then retries."""
+    https = free_port()
+    with pebble_for(tmp_path, {DOMAIN}, http_port=free_port(), tls_port=https) as (pebble, dns):
+        args = [a if a != DOMAIN else "nowhere.test" for a in acme_args(pebble, tmp_path / "cache")]
+        with start_server(args, port=https, tmp_path=tmp_path) as srv:
+            line = wait_until(lambda: next((ln for ln in srv.output().splitlines()
+                                            if "ACME order for nowhere.test failed" in ln), None),
+                              timeout=30, what="the failed order")
+            assert "tls-alpn-01 for nowhere.test: urn:ietf:params:acme:error:" in line, line
+            assert "retrying in 10s" in line and "Traceback" not in srv.output()
+        assert "A nowhere.test" in dns.resolver.queries

@@ -182,7 +182,7 @@ def test_https_page_on_a_pebble_certificate_after_a_redirect_from_http(tmp_path:
     import ssl
 
     from .conftest import free_port
-    from .core_client import poll
+    from .core_client import wait_until
     from .pebble import pebble_for
 
     assert CHROMIUM is not None
@@ -211,7 +211,7 @@ def test_https_page_on_a_pebble_certificate_after_a_redirect_from_http(tmp_path:
                 except (ssl.SSLError, OSError):
                     return False
 
-            poll(issued, timeout=40)
+            wait_until(issued, timeout=40)
             intermediate = pebble._get("/intermediates/0")
             flags = [f"--host-resolver-rules=MAP {domain} 127.0.0.1",
                      f"--ignore-certificate-errors-spki-list={_spki_hash(intermediate)}"]

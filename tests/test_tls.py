@@ -205,7 +205,7 @@ def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_pa
 
     from cryptography import x509
 
-    from tests.core_client import poll
+    from tests.core_client import wait_until
 
     ca = trustme.CA()
     _write_pair(tmp_path, ca.issue_cert("127.0.0.1"))
@@ -232,7 +232,7 @@ def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_pa
                         return False
                 return True
 
-            poll(all_new, timeout=5 if workers == 1 else 10)
+            wait_until(all_new, timeout=5 if workers == 1 else 10)
             assert _get(old).startswith(b"HTTP/1.1 200 ")  # opened before the reload: still served
         log = srv.output()
     if workers == 1:
@@ -242,7 +242,7 @@ def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_pa
 
 
 def test_a_broken_replacement_keeps_the_old_certificate(tmp_path, server_factory):
-    from tests.core_client import poll
+    from tests.core_client import wait_until
 
     ca = trustme.CA()
     _write_pair(tmp_path, ca.issue_cert("127.0.0.1"))
@@ -253,7 +253,7 @@ def test_a_broken_replacement_keeps_the_old_certificate(tmp_path, server_factory
         tls, first = _serial(srv.port, client)
         tls.close()
         (tmp_path / "cert.pem").write_text("truncated\n")
-        poll(lambda: "Certificate reload failed, still serving the previous certificate" in srv.output(), timeout=5)
+        wait_until(lambda: "Certificate reload failed, still serving the previous certificate" in srv.output(), timeout=5)
         tls, serial = _serial(srv.port, client)
         with tls:
             assert serial == first and _get(tls).startswith(b"HTTP/1.1 200 ")
@@ -265,7 +265,7 @@ def test_systemd_socket_activation_with_https_and_redirect_sockets(tmp_path, cer
     import signal
 
     from tests.conftest import APPS
-    from tests.core_client import poll
+    from tests.core_client import wait_until
 
     listeners = []
     for _ in range(2):
@@ -298,7 +298,7 @@ def test_systemd_socket_activation_with_https_and_redirect_sockets(tmp_path, cer
             except httpx.HTTPError:
                 return False
 
-        poll(https_ok, timeout=30)
+        wait_until(https_ok, timeout=30)
         r = httpx.get(f"http://127.0.0.1:{http_port}/x?y=1", timeout=5)
         assert r.status_code == 308 and r.headers["location"] == f"https://127.0.0.1:{https_port}/x?y=1"
         assert "Using 1 socket(s) from systemd socket activation" in log_path.read_text()

@@ -60,6 +60,15 @@ def option(default: Any, help: str, kind: str = "str", **kw: Any) -> Any:
     return field(default=default, metadata=meta)
 
 
+# types a browser runs script in when opened from the site's origin (user-uploaded media)
+MEDIA_ATTACHMENT_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml")
+COMPRESS_TYPES = (
+    "text/*", "application/json", "application/*+json", "application/x-ndjson", "application/javascript",
+    "application/x-javascript", "application/ecmascript", "application/xml", "application/*+xml",
+    "image/svg+xml", "application/wasm", "font/ttf", "font/otf", "application/vnd.ms-fontobject",
+    "image/x-icon", "image/vnd.microsoft.icon", "image/bmp",
+)
+CODINGS = ("zstd", "br", "gzip")
 LOG_LEVELS = ("critical", "error", "warning", "warn", "info", "debug", "notset")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
@@ -81,6 +90,9 @@ class Config:
                                      group="app", nullable=True)
     env_files: list[str] = option([], "Environment files (dotenv syntax) to load before importing the app.", "list",
                                   group="app", metavar="FILE")
+    config: str | None = option(None, "TOML file of options (keys: the option names, as in settings.GRANIAN). "
+                                "Precedence: defaults < file < GRANIAN_* environment < command line.", "file",
+                                group="app", nullable=True, granian=False, metavar="FILE")
     lifespan: str = option("auto", "ASGI lifespan protocol: `auto` (use it if the app supports it), `on` (require "
                            "it), `off`.", "choice", choices=("auto", "on", "off"), group="app", granian=False)
     url_path_prefix: str | None = option(None, "URL path prefix the app is mounted on: ASGI `root_path`, WSGI "
@@ -115,6 +127,18 @@ class Config:
                                          "nginx's client_body_timeout); then 408 (or, once the response started, "
                                          "the connection closes) and the app sees a disconnect.", "float",
                                          minimum=0.1, group="http", granian=False)
+    request_body_buffering: bool = option(True, "WSGI: read the whole request body on the event loop before a "
+                                          "pool thread gets the request (like nginx's proxy_request_buffering), "
+                                          "so a slow upload never holds a thread; `--no-request-body-buffering` "
+                                          "streams it to the app as it arrives.", "bool", group="http",
+                                          granian=False)
+    request_body_buffer_size: int = option(262144, "WSGI request bodies up to this size are buffered in memory; "
+                                           "larger ones are spooled to a temporary file (like nginx's "
+                                           "client_body_buffer_size).", "size", minimum=0, group="http",
+                                           granian=False)
+    request_body_temp_dir: str | None = option(None, "Directory for spooled request bodies (like nginx's "
+                                               "client_body_temp_path; default: the system's temporary "
+                                               "directory).", "dir", group="http", granian=False, nullable=True)
     limit_request_line: int = option(8190, "Maximum request line length (bytes); longer gets 414.", "int",
                                      minimum=64, group="http", granian=False)
     limit_request_fields: int = option(100, "Maximum number of request header fields; more gets 431.", "int",
@@ -269,6 +293,55 @@ class Config:
                                       "int", minimum=0, group="static")
     static_path_follow_symlinks: bool = option(False, "Follow symlinks that point outside a static mount.",
                                                "bool", group="static", granian=False)
+    media_path_route: str = option("/media", "URL route of --media-path-mount.", group="static", granian=False)
+    media_path_mount: str | None = option(None, "Directory of user-uploaded files (Django's MEDIA_ROOT) served at "
+                                          "--media-path-route with defaults safe for untrusted content: "
+                                          "`X-Content-Type-Options: nosniff`, attachment for script types, no "
+                                          "directory index, no precompressed siblings.", "dir", group="static",
+                                          granian=False, nullable=True, metavar="DIR")
+    media_path_expires: int = option(0, "Cache-Control max-age (seconds) for media files; 0 sends none "
+                                     "(browsers revalidate with ETag / Last-Modified).", "int", minimum=0,
+                                     group="static", granian=False)
+    media_attachment_types: list[str] = option(list(MEDIA_ATTACHMENT_TYPES), "Media types served from "
+                                               "--media-path-mount with `Content-Disposition: attachment` "
+                                               "(types a browser would run script in).", "list",
+                                               group="static", granian=False, metavar="TYPE")
+    serve_media: bool = option(False, "manage.py granian: serve MEDIA_ROOT at MEDIA_URL (sets --media-path-mount "
+                               "and --media-path-route).", "bool", group="static", granian=False)
+    # --- X-Accel-Redirect / X-Sendfile -----------------------------------------------------------------
+    x_accel_route: list[str] = option([], "URL prefix(es) of internal locations: an app response with "
+                                      "`X-Accel-Redirect: <route>/<path>` is replaced by that file from the "
+                                      "paired --x-accel-mount (like nginx's `internal` location).", "list",
+                                      group="accel", granian=False, metavar="ROUTE")
+    x_accel_mount: list[str] = option([], "Directory(ies) of the internal locations, paired in order with "
+                                      "--x-accel-route.", "list", group="accel", granian=False, metavar="DIR")
+    x_sendfile_root: list[str] = option([], "Directories an app may name with `X-Sendfile: /abs/path` (Apache "
+                                        "mod_xsendfile style); off when empty.", "list", group="accel",
+                                        granian=False, metavar="DIR")
+    # --- compression -----------------------------------------------------------------------------------
+    compress: bool = option(False, "Compress app responses (zstd, br or gzip, by the client's Accept-Encoding) "
+                            "the same way on HTTP/1.1 and HTTP/2 and for every interface.", "bool",
+                            group="compression", granian=False)
+    compress_encodings: list[str] = option(["zstd", "br", "gzip"], "Content codings offered, preferred first "
+                                           "when the client's q-values tie (zstd needs `zstandard`, br needs "
+                                           "`brotli`: pip install django-granian[compress]).", "list",
+                                           group="compression", granian=False, metavar="CODING")
+    compress_types: list[str] = option(list(COMPRESS_TYPES), "Compressible media types: `type/subtype`, "
+                                       "`type/*` or `type/*+suffix`.", "list", group="compression",
+                                       granian=False, metavar="TYPE")
+    compress_min_size: int = option(512, "Responses with a smaller body (declared Content-Length, or the whole "
+                                    "body when sent at once) are not compressed.", "size", minimum=0,
+                                    group="compression", granian=False)
+    compress_gzip_level: int = option(6, "gzip level.", "int", minimum=1, maximum=9, group="compression",
+                                      granian=False)
+    compress_br_level: int = option(4, "Brotli quality.", "int", minimum=0, maximum=11, group="compression",
+                                    granian=False)
+    compress_zstd_level: int = option(3, "zstd level (19 at most: higher levels need a window larger than "
+                                      "browsers accept).", "int", minimum=1, maximum=19, group="compression",
+                                      granian=False)
+    compress_with_cookies: bool = option(False, "Also compress responses that set cookies (off by default: "
+                                         "BREACH; see docs/compression.md).", "bool", group="compression",
+                                         granian=False)
     # --- logging and metrics ---------------------------------------------------------------------
     log: bool = option(True, "Enable logging.", "bool", group="logging", env_alias="GRANIAN_LOG_ENABLED")
     log_level: str = option("info", "Log level.", "choice", choices=LOG_LEVELS, group="logging")
@@ -352,6 +425,25 @@ class Config:
         for mount in self.static_path_mount:
             if not os.path.isdir(mount):
                 raise ConfigError(f"--static-path-mount {mount!r} is not a directory")
+        if len(self.x_accel_route) != len(self.x_accel_mount):
+            raise ConfigError("--x-accel-route and --x-accel-mount must be given the same number of times "
+                              f"({len(self.x_accel_route)} routes, {len(self.x_accel_mount)} mounts)")
+        for route in (*self.x_accel_route, self.media_path_route):
+            if not route.startswith("/"):
+                raise ConfigError(f"route {route!r} must start with '/'")
+        for directory in (*self.x_accel_mount, *self.x_sendfile_root):
+            if not os.path.isdir(directory):
+                raise ConfigError(f"{directory!r} (--x-accel-mount / --x-sendfile-root) is not a directory")
+        for coding in self.compress_encodings:
+            if coding not in CODINGS:
+                raise ConfigError(f"--compress-encodings: {coding!r} is not one of {', '.join(CODINGS)}")
+        from .compression.policy import TypeMatcher
+
+        try:
+            TypeMatcher(self.compress_types)
+            TypeMatcher(self.media_attachment_types)
+        except ValueError as exc:
+            raise ConfigError(f"--compress-types / --media-attachment-types: {exc}") from None
         if self.ssl_keyfile and not self.ssl_certificate:
             raise ConfigError("--ssl-keyfile needs --ssl-certificate")
         if self.ssl_certificate and not self.ssl_keyfile:

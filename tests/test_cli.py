@@ -38,6 +38,15 @@ def sample(name: str, tmp_path) -> tuple[list[str], object]:
         return [opt.flag, "max-age=60; includeSubDomains"], "max-age=60; includeSubDomains"
     if name == "forwarded_allow_ips":
         return [opt.flag, "10.0.0.0/8", opt.flag, "127.0.0.1"], ["10.0.0.0/8", "127.0.0.1"]
+    if name in LIST_SAMPLES:
+        values = [v.format(dir=tmp_path) for v in LIST_SAMPLES[name]]
+        return [arg for v in values for arg in (opt.flag, v)], values
+    if name == "media_path_route":
+        return [opt.flag, "/m"], "/m"
+    if name == "config":
+        path = tmp_path / "site.toml"
+        path.write_text("# no options\n")
+        return [opt.flag, str(path)], str(path)
     if opt.kind == "bool":
         return [opt.flag], True
     if opt.kind == "choice":
@@ -60,6 +69,12 @@ def sample(name: str, tmp_path) -> tuple[list[str], object]:
     return [opt.flag, raw], value
 
 
+# list options whose values must be of a kind (routes, directories, codings, media types)
+LIST_SAMPLES = {
+    "x_accel_route": ["/a", "/b"], "x_accel_mount": ["{dir}", "{dir}"], "x_sendfile_root": ["{dir}", "{dir}"],
+    "compress_encodings": ["gzip", "br"], "compress_types": ["text/a", "text/*"],
+    "media_attachment_types": ["text/a", "text/*"],
+}
 # options whose sample value needs a companion option to validate
 COMPANIONS = {
     "uds_permissions": ["--uds", "/tmp/x.sock"],
@@ -70,6 +85,8 @@ COMPANIONS = {
     "static_path_mount": [],
     "http_redirect_port": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],
     "hsts": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],
+    "x_accel_route": ["--x-accel-mount", "{dir}", "--x-accel-mount", "{dir}"],
+    "x_accel_mount": ["--x-accel-route", "/a", "--x-accel-route", "/b"],
 }
 NAMES = [n for n in OPTIONS if n != "app"]
 
@@ -103,6 +120,9 @@ def test_every_option_from_command_line_and_env(name, tmp_path):
         companion_env[OPTIONS[extra[i][2:].replace("-", "_")].env] = extra[i + 1]
     if name == "static_path_route":
         companion_env["GRANIAN_STATIC_PATH_MOUNT"] = f"{tmp_path} {tmp_path}"
+    if name in ("x_accel_route", "x_accel_mount"):  # list companions: both values in one variable
+        companion_env = {"GRANIAN_X_ACCEL_MOUNT": f"{tmp_path} {tmp_path}", "GRANIAN_X_ACCEL_ROUTE": "/a /b"}
+        del companion_env[opt.env]
     config = config_from_args(["app:app"], environ={**env, **companion_env})
     assert getattr(config, name) == expected
     assert config._sources[name] == "env"  # type: ignore[attr-defined]

@@ -2,7 +2,8 @@
 
 ``http(channel, head)`` is called by HTTP/1.1 connections and HTTP/2 streams alike. It answers
 requests outside ``--url-path-prefix`` (404) and static files itself, applies trusted proxy headers,
-and otherwise returns a started request cycle of the concrete interface.
+and otherwise returns a started request cycle of the concrete interface, talking to the channel
+through the response filters (``app/filters.py``) when any are configured.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class HTTPInterface:
         scheme = channel.scheme
         if channel.peer_trusted:
             client, scheme = server.proxy.apply(head.headers, client, scheme)
+        filters = server.filters
+        if filters is not None:  # compression, X-Accel-Redirect: one filtered channel for every interface
+            filtered = filters.wrap(channel, head)
+            cycle = filtered.app_cycle = self.cycle(filtered, head, client, scheme)
+            return cycle
         return self.cycle(channel, head, client, scheme)
 
     def cycle(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:

@@ -205,12 +205,31 @@ class Server:
             from .ws import install as install_websockets
 
             install_websockets(state)
-        if self.config.static_path_mount:
+        config = self.config
+        engines: list[Any] = []
+        if config.static_path_mount:
             try:
                 from ..static_files.files import StaticFiles  # type: ignore[import-not-found,unused-ignore]
             except ImportError:
                 raise ConfigError("--static-path-mount: static file serving is not available") from None
-            state.static = StaticFiles.from_config(self.config)
+            engines.append(StaticFiles.from_config(config))
+        if config.media_path_mount:
+            from ..static_files.media import media_files
+
+            engines.append(media_files(config))
+        if engines:
+            from ..static_files.files import Engines
+
+            state.static = engines[0] if len(engines) == 1 else Engines(engines)
+        internal = None
+        if config.x_accel_route or config.x_sendfile_root:
+            from ..static_files.accel import InternalFiles
+
+            internal = InternalFiles.from_config(config)
+        if config.compress or internal is not None:
+            from ..app.filters import build_filters
+
+            state.filters = build_filters(config, internal)
 
     def _ssl_context(self) -> Any:
         """The HTTPS listener's context; its certificate is reloaded while serving (server/certs.py)."""
@@ -304,6 +323,10 @@ class Server:
             opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({sources[k]})" if k in sources else "")
                              for k, v in changed.items())
             logger.info("Options: %s", opts)
+        filters = self.state.filters if self.state is not None else None
+        if filters is not None:
+            for line in filters.describe():
+                logger.info("%s", line)
         if (self.interface is not None and self.interface.name == "asgi" and "django.core.handlers.asgi" in sys.modules
                 and not (config.app or "").startswith("django_granian.django.")):  # not manage.py's --interface asgi
             logger.info("Django's ASGI handler serves this app: every sync view and middleware pays asgiref's "

@@ -54,6 +54,7 @@ class ServerState:
         self.on_request: Callable[[], None] | None = None  # set by the worker when max-requests applies
         self.metrics: Any = None  # set by the worker when --metrics is on
         self.static: Any = None  # static file engine, when mounts are configured
+        self.filters: Any = None  # app/filters.ResponseFilters (compression, X-Accel), set by Server._install_extras
         # Extension hooks (registered at worker start-up by the features that need them):
         # ``upgrades[b"websocket"](conn, head) -> bool`` takes over an HTTP/1.1 Upgrade request
         # (returns False to let it be served as plain HTTP); ``h2_preface(conn, data)`` takes over

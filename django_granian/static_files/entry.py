@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from email.utils import formatdate
-from typing import Callable
+from typing import Callable, Sequence
 
 from whitenoise.media_types import MediaTypes
 
@@ -44,16 +44,19 @@ def content_type(path: str, charset: str = "utf-8") -> bytes:
 Stamp = tuple[tuple[int, int, int] | None, ...]
 
 
-def stamp_of(path: str) -> Stamp:
-    """(inode, size, mtime_ns) of the file and of each compressed sibling (None when absent)."""
+def stamp_of(path: str, siblings: bool = True) -> Stamp:
+    """(inode, size, mtime_ns) of the file and of each compressed sibling (None when absent, or when
+    ``siblings`` is off: user-uploaded media never has its ``name.gz`` served as ``name``)."""
     out: list[tuple[int, int, int] | None] = []
-    for suffix in ("", ".br", ".gz"):
+    for suffix in ("", ".br", ".gz") if siblings else ("",):
         try:
             st = os.stat(path + suffix)
         except (OSError, ValueError):
             out.append(None)
             continue
         out.append((st.st_ino, st.st_size, st.st_mtime_ns) if stat.S_ISREG(st.st_mode) else None)
+    if not siblings:
+        out += [None, None]
     return tuple(out)
 
 
@@ -99,17 +102,24 @@ class Redirect:
 
 
 def build_static_file(key: bytes, path: str, url: str, *, expires: int, immutable: ImmutableTest,
-                      charset: str, now: float, stamp: Stamp | None = None) -> StaticFile | None:
-    """Precompute every response of ``path`` (None if it is not a regular file)."""
+                      charset: str, now: float, stamp: Stamp | None = None, siblings: bool = True,
+                      extra: Sequence[tuple[bytes, bytes]] = (),
+                      attachment: Callable[[bytes], bool] | None = None) -> StaticFile | None:
+    """Precompute every response of ``path`` (None if it is not a regular file). ``extra`` headers
+    go on every response; types for which ``attachment(content_type)`` is true get
+    ``Content-Disposition: attachment`` (media: a browser must not render them on the site's origin)."""
     if stamp is None:
-        stamp = stamp_of(path)
+        stamp = stamp_of(path, siblings)
     main = stamp[0]
     if main is None:
         return None
     _ino, size, mtime_ns = main
     mtime = mtime_ns // 1_000_000_000
     last_modified = formatdate(mtime, usegmt=True).encode("ascii") if mtime > 0 else b""
-    base: list[tuple[bytes, bytes]] = [(b"content-type", content_type(path, charset))]
+    ctype = content_type(path, charset)
+    base: list[tuple[bytes, bytes]] = [(b"content-type", ctype), *extra]
+    if attachment is not None and attachment(ctype):
+        base.append((b"content-disposition", b"attachment"))
     if last_modified:
         base.append((b"last-modified", last_modified))
     if immutable(path, url):

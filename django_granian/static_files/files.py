@@ -24,7 +24,7 @@ import logging
 import os
 import stat
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ..server.h1 import ServerResponse
 from ..server.sendfile import send_fd
@@ -60,13 +60,18 @@ class StaticFiles:
     ``immutable``; ``immutable(path, url)`` (default: Django's manifest-hashed names) gets
     ``max-age=315360000, public, immutable``; ``index_file`` is served for ``dir/``;
     ``follow_symlinks`` allows symlinks that leave the mount; ``fallthrough`` hands misses to the
-    app instead of answering 404 (Django's runserver-style finders).
+    app instead of answering 404 (Django's runserver-style finders). For user-uploaded media (see
+    :func:`media_files`): ``scan=False`` looks every file up on disk when first asked for,
+    ``siblings=False`` never serves ``name.gz``/``name.br`` for ``name``, ``extra_headers`` go on
+    every response and ``attachment(content_type)`` adds ``Content-Disposition: attachment``.
     """
 
     def __init__(self, mounts: Iterable[tuple[str, str]], *, expires: int = 86400, index_file: str | None = None,
                  follow_symlinks: bool = False, immutable: ImmutableTest | None = None,
                  fallthrough: bool = False, charset: str = "utf-8", cache_file_max: int = CACHE_FILE_MAX,
-                 cache_total: int = CACHE_TOTAL, scan: bool = True) -> None:
+                 cache_total: int = CACHE_TOTAL, scan: bool = True, siblings: bool = True,
+                 extra_headers: Iterable[tuple[bytes, bytes]] = (),
+                 attachment: Callable[[bytes], bool] | None = None) -> None:
         self.mounts = sorted((Mount(r, d) for r, d in mounts), key=lambda m: len(m.route), reverse=True)
         self.prefixes = tuple(m.route for m in self.mounts)
         self.expires = expires
@@ -77,6 +82,9 @@ class StaticFiles:
         self.charset = charset
         self.cache_file_max = cache_file_max
         self.cache_left = cache_total
+        self.siblings = siblings
+        self.extra_headers = tuple(extra_headers)
+        self.attachment = attachment
         self.files: dict[bytes, StaticFile | Redirect] = {}
         if scan:
             for mount in self.mounts:
@@ -87,6 +95,12 @@ class StaticFiles:
         return cls(config.static_mounts, expires=config.static_path_expires,
                    index_file=config.static_path_dir_to_file,
                    follow_symlinks=config.static_path_follow_symlinks)
+
+    def _build(self, key: bytes, path: str, now: float, stamp: Any = None, url: str | None = None
+               ) -> StaticFile | None:
+        return build_static_file(key, path, key.decode("ascii") if url is None else url, expires=self.expires,
+                                 immutable=self.immutable, charset=self.charset, now=now, stamp=stamp,
+                                 siblings=self.siblings, extra=self.extra_headers, attachment=self.attachment)
 
     # -- scanning -------------------------------------------------------------------------------------
     def scan(self, mount: Mount) -> int:
@@ -110,8 +124,7 @@ class StaticFiles:
                 if not self.follow_symlinks and os.path.islink(path) and not inside(path, mount.real):
                     continue
                 key = url_for(mount.route, [*parts, name])
-                entry = build_static_file(key, path, key.decode("ascii"), expires=self.expires,
-                                          immutable=self.immutable, charset=self.charset, now=now)
+                entry = self._build(key, path, now)
                 if entry is not None:
                     files[key] = entry
                     count += 1
@@ -123,8 +136,7 @@ class StaticFiles:
         key = url_for(mount.route, parts)
         if parts:
             key += b"/"
-        entry = build_static_file(key, index_path, key.decode("ascii"), expires=self.expires,
-                                  immutable=self.immutable, charset=self.charset, now=now)
+        entry = self._build(key, index_path, now)
         if entry is not None and len(self.files) < MAX_ENTRIES:
             self.files[key] = entry
             bare = key[:-1]
@@ -171,11 +183,21 @@ class StaticFiles:
             return found
         if trailing or not stat.S_ISREG(st.st_mode):
             return None
-        entry = build_static_file(key, path, key.decode("ascii"), expires=self.expires,
-                                  immutable=self.immutable, charset=self.charset, now=time.monotonic())
+        entry = self._build(key, path, time.monotonic())
         if entry is not None and len(self.files) < MAX_ENTRIES:
             self.files[key] = entry
         return entry
+
+    def lookup(self, raw_path: bytes) -> StaticFile | None:
+        """The file at ``raw_path`` as it is now on disk (re-stat-ed at most once a second); None for a
+        miss, a directory or a path the lookup rules refuse (X-Accel-Redirect targets)."""
+        found = self.find(raw_path)
+        if type(found) is not StaticFile:
+            return None
+        now = time.monotonic()
+        if now - found.checked >= RECHECK:
+            return self._refresh(found, now)
+        return found
 
     def _resolve_dir(self, mount: Mount, parts: list[str], trailing: bool) -> StaticFile | None:
         if not self.index_file:
@@ -188,7 +210,7 @@ class StaticFiles:
     def _refresh(self, entry: StaticFile, now: float) -> StaticFile | None:
         """Re-stat a file (at most once a second): a new entry if it changed, None if it is gone."""
         entry.checked = now
-        current = stamp_of(entry.path)
+        current = stamp_of(entry.path, self.siblings)
         if current == entry.stamp:
             return entry
         files = self.files
@@ -199,8 +221,7 @@ class StaticFiles:
             return None
         if not self.follow_symlinks and not any(inside(entry.path, m.real) for m in self.mounts):
             return None
-        fresh = build_static_file(entry.key, entry.path, entry.url, expires=self.expires, immutable=self.immutable,
-                                  charset=self.charset, now=now, stamp=current)
+        fresh = self._build(entry.key, entry.path, now, current, entry.url)
         if fresh is not None:
             files[entry.key] = fresh
         return fresh
@@ -264,8 +285,10 @@ class StaticFiles:
         channel.respond(404, _NOT_FOUND, b"Not Found\n")
         return True
 
-    def respond(self, channel: Any, head: Any, entry: StaticFile) -> None:
-        """The response for a GET/HEAD of ``entry`` (conditional, range, encoding negotiation)."""
+    def respond(self, channel: Any, head: Any, entry: StaticFile, app_headers: list | None = None) -> None:
+        """The response for a GET/HEAD of ``entry`` (conditional, range, encoding negotiation).
+        ``app_headers``: the headers of the app response this file replaces (X-Accel-Redirect), merged
+        in by :func:`with_app_headers`."""
         accept = if_none_match = if_modified_since = range_ = if_range = None
         interesting = _INTERESTING
         for name, value in head.headers:
@@ -285,15 +308,15 @@ class StaticFiles:
             variant = _choose(entry, accept)
         if if_none_match is not None:
             if etag_matches(if_none_match, variant.etag):
-                channel.respond(304, variant.not_modified, b"")
+                channel.respond(304, _merge(variant.not_modified, app_headers, True), b"")
                 return
         elif if_modified_since is not None and entry.last_modified:
             if if_modified_since == entry.last_modified:
-                channel.respond(304, variant.not_modified, b"")
+                channel.respond(304, _merge(variant.not_modified, app_headers, True), b"")
                 return
             since = http_date(if_modified_since)
             if since is not None and entry.mtime <= since:
-                channel.respond(304, variant.not_modified, b"")
+                channel.respond(304, _merge(variant.not_modified, app_headers, True), b"")
                 return
         head_only = head.method == "HEAD"
         if range_ is not None and (if_range is None or _if_range_ok(if_range, variant, entry)):
@@ -306,9 +329,10 @@ class StaticFiles:
                 headers = [(n, v) for n, v in variant.headers if n != b"content-length"]
                 headers.append((b"content-range", b"bytes %d-%d/%d" % (start, stop - 1, variant.size)))
                 headers.append((b"content-length", b"%d" % (stop - start)))
-                self._send(channel, 206, headers, variant, start, stop - start, head_only, entry)
+                self._send(channel, 206, _merge(headers, app_headers), variant, start, stop - start, head_only,
+                           entry)
                 return
-        self._send(channel, 200, variant.headers, variant, 0, variant.size, head_only, entry)
+        self._send(channel, 200, _merge(variant.headers, app_headers), variant, 0, variant.size, head_only, entry)
 
     def _send(self, channel: Any, status: int, headers: list, variant: Variant, offset: int, count: int,
               head_only: bool, entry: StaticFile) -> None:
@@ -354,6 +378,29 @@ async def _stream(channel: Any, marker: ServerResponse, fd: int, offset: int, co
     channel.response_complete(marker)
 
 
+# the file decides these; the rest of an app's headers (Content-Type, Content-Disposition, Cache-Control,
+# Set-Cookie, its own X- headers ...) replace or join the file's, as with nginx's X-Accel-Redirect
+_FILE_OWNED = frozenset({b"content-length", b"content-range", b"etag", b"last-modified", b"accept-ranges",
+                         b"content-encoding", b"transfer-encoding", b"connection"})
+_KEPT_ON_304 = frozenset({b"cache-control", b"expires", b"vary", b"set-cookie", b"content-location"})
+
+
+def with_app_headers(file_headers: list, app_headers: Iterable[tuple[bytes, bytes]],
+                     not_modified: bool = False) -> list:
+    """The headers of a file response that replaces an app response."""
+    app = []
+    for name, value in app_headers:
+        lname = name.lower()
+        if lname not in _FILE_OWNED and (not not_modified or lname in _KEPT_ON_304):
+            app.append((lname, value))
+    names = {name for name, _ in app}
+    return [(n, v) for n, v in file_headers if n not in names] + app
+
+
+def _merge(file_headers: list, app_headers: list | None, not_modified: bool = False) -> list:
+    return file_headers if app_headers is None else with_app_headers(file_headers, app_headers, not_modified)
+
+
 def _choose(entry: StaticFile, accept: bytes) -> Variant:
     """The acceptable representation the client likes best (ties: the smallest)."""
     accepted = accept_encoding(accept)
@@ -374,3 +421,18 @@ def _if_range_ok(value: bytes, variant: Variant, entry: StaticFile) -> bool:
     if value.startswith(b"W/"):
         return False
     return bool(entry.last_modified) and value == entry.last_modified
+
+
+class Engines:
+    """Several engines asked in turn (STATIC_ROOT and MEDIA_ROOT are served with different rules)."""
+
+    __slots__ = ("engines",)
+
+    def __init__(self, engines: Iterable[StaticFiles]) -> None:
+        self.engines = tuple(engines)
+
+    def serve(self, channel: Any, head: Any) -> bool:
+        for engine in self.engines:
+            if engine.serve(channel, head):
+                return True
+        return False

@@ -1,50 +1,17 @@
-"""Request header rules for static files (pure functions, table-tested): Accept-Encoding with
-q-values, single byte ranges, entity tags and HTTP dates."""
+"""Request header rules for static files (pure functions, table-tested): single byte ranges, entity
+tags and HTTP dates; Accept-Encoding with q-values is shared with response compression
+(:mod:`django_granian.compression.negotiate`)."""
 
 from __future__ import annotations
 
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 
+from ..compression.negotiate import accept_encoding, coding_quality
+
+__all__ = ["UNSATISFIABLE", "accept_encoding", "coding_quality", "etag_matches", "http_date", "parse_range"]
+
 UNSATISFIABLE = (-1, -1)
-_IDENTITY_DEFAULT = 0.0001  # identity is always acceptable, but any encoding the client accepts wins
-
-
-@lru_cache(maxsize=256)
-def accept_encoding(value: bytes) -> dict[str, float]:
-    """``Accept-Encoding`` as ``{coding: q}`` (lower-case codings; ``*`` kept as is; bad q -> 0)."""
-    result: dict[str, float] = {}
-    for item in value.decode("latin-1").split(","):
-        coding, _, params = item.partition(";")
-        coding = coding.strip().lower()
-        if not coding:
-            continue
-        q = 1.0
-        for param in params.split(";"):
-            name, _, qvalue = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(qvalue.strip())
-                except ValueError:
-                    q = 0.0
-                if not 0.0 <= q <= 1.0:
-                    q = 0.0
-        result[coding] = q
-    return result
-
-
-def coding_quality(accepted: dict[str, float], coding: str) -> float:
-    """How much the client wants ``coding`` (``gzip``, ``br`` or ``identity``); 0 = not acceptable."""
-    q = accepted.get(coding)
-    if q is None and coding == "gzip":
-        q = accepted.get("x-gzip")
-    if q is None:
-        q = accepted.get("*")
-    if q is None:
-        return _IDENTITY_DEFAULT if coding == "identity" else 0.0
-    if coding == "identity" and q == 0.0:
-        return _IDENTITY_DEFAULT / 2  # refusing identity cannot be honoured by a static file server
-    return q
 
 
 def parse_range(value: bytes, size: int) -> tuple[int, int] | None:

@@ -95,6 +95,9 @@ def config_from_args(argv: Sequence[str] | None = None, environ: Mapping[str, st
     config = Config(**{k: v for k, (v, _) in values.items()}).validate()
     config_sources = {k: src for k, (_, src) in values.items()}
     object.__setattr__(config, "_sources", config_sources)
+    if config.serve_media and not config.media_path_mount:
+        raise ConfigError("--serve-media serves Django's MEDIA_ROOT (python manage.py granian); elsewhere give "
+                          "the directory with --media-path-mount DIR")
     if not config.app:
         parser.error("missing argument APP (module:attr), e.g. `django-granian --interface asgi app:app`")
     return config

@@ -58,6 +58,27 @@ def check_static_root(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
     return out
 
 
+@register(TAG)
+def check_media_root(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """MEDIA_ROOT and STATIC_ROOT must not contain each other: collectstatic would publish or overwrite
+    uploads, and uploads would be served with the static files' rules (and vice versa)."""
+    media = getattr(settings, "MEDIA_ROOT", None)
+    static = getattr(settings, "STATIC_ROOT", None)
+    if not media or not static:
+        return []
+    media_path = Path(os.path.realpath(os.fspath(media)))
+    static_path = Path(os.path.realpath(os.fspath(static)))
+    if _inside(media_path, static_path) or _inside(static_path, media_path):
+        which = "the same directory as" if media_path == static_path else (
+            "inside" if _inside(media_path, static_path) else "contains")
+        return [Warning(f"MEDIA_ROOT {str(media_path)!r} is {which} STATIC_ROOT {str(static_path)!r}.",
+                        hint="Keep user uploads and collected static files apart (e.g. BASE_DIR / 'media' and "
+                             "BASE_DIR / 'staticfiles'): static files are served as trusted (cached, "
+                             "precompressed siblings) and uploads are not.",
+                        obj="settings.MEDIA_ROOT", id="django_granian.W004")]
+    return []
+
+
 def _forwarded_allow_ips() -> list[str]:
     values, _ = parse_granian(getattr(settings, "GRANIAN", None))
     ips = list(values.get("forwarded_allow_ips") or [])

@@ -2,8 +2,9 @@
 
 Precedence, lowest first:
 
-1. defaults derived from Django settings (``FORCE_SCRIPT_NAME``, ``STATIC_URL``/``STATIC_ROOT``)
-   and from the machine (workers from CPUs and memory, threads);
+1. defaults derived from Django settings (``FORCE_SCRIPT_NAME``, ``STATIC_URL``/``STATIC_ROOT``,
+   ``MEDIA_URL``/``MEDIA_ROOT`` with ``serve_media``, django-sendfile2's ``SENDFILE_*``) and from the
+   machine (workers from CPUs and memory, threads);
 2. ``settings.GRANIAN`` (a dict of option names -> values, the same names as the CLI flags);
 3. ``GRANIAN_*`` environment variables;
 4. the command line.
@@ -171,6 +172,43 @@ def _merge_static(values: dict[str, tuple[Any, str]], route: str | None, root: s
         values["static_path_mount"] = ([*user_mounts, root], f"{mounts[1]} + STATIC_ROOT")
 
 
+def media_values(settings: Any, values: dict[str, tuple[Any, str]]) -> list[str]:
+    """``serve_media``: MEDIA_ROOT at MEDIA_URL (unless --media-path-mount was given); warnings."""
+    if not values.get("serve_media", (False, ""))[0] or "media_path_mount" in values:
+        return []
+    root = getattr(settings, "MEDIA_ROOT", None)
+    url = getattr(settings, "MEDIA_URL", None)
+    if not root:
+        return ["serve_media is on but MEDIA_ROOT is not set: no media files are served."]
+    parts = urlsplit(str(url or ""))
+    if not url or parts.scheme or parts.netloc:
+        return [f"serve_media is on but MEDIA_URL {url!r} is not a path on this server: no media files are served."]
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        os.makedirs(root, exist_ok=True)  # what FileSystemStorage does on the first upload
+    path = parts.path if parts.path.startswith("/") else "/" + parts.path
+    values["media_path_mount"] = (root, "MEDIA_ROOT")
+    values["media_path_route"] = (path.rstrip("/") or "/", "MEDIA_URL")
+    return []
+
+
+def sendfile_values(settings: Any, values: dict[str, tuple[Any, str]]) -> None:
+    """django-sendfile2's nginx / xsendfile backends: its SENDFILE_URL and SENDFILE_ROOT become the internal
+    route (X-Accel-Redirect) or the X-Sendfile root, unless the options were given."""
+    backend = str(getattr(settings, "SENDFILE_BACKEND", "") or "")
+    root = getattr(settings, "SENDFILE_ROOT", None)
+    if not root or not os.path.isdir(os.fspath(root)):
+        return
+    root = os.fspath(root)
+    if backend.endswith(".nginx") and "x_accel_route" not in values and "x_accel_mount" not in values:
+        url = getattr(settings, "SENDFILE_URL", None)
+        if url and not urlsplit(str(url)).netloc:
+            values["x_accel_route"] = ([str(url).rstrip("/") or "/"], "SENDFILE_URL")
+            values["x_accel_mount"] = ([root], "SENDFILE_ROOT")
+    elif backend.endswith(".xsendfile") and "x_sendfile_root" not in values:
+        values["x_sendfile_root"] = ([root], "SENDFILE_ROOT")
+
+
 def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None,
                  settings: Any = None) -> tuple[Config, list[str]]:
     """The Config for ``manage.py granian`` and the warnings to show before serving."""
@@ -196,6 +234,8 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         warnings.append("the static file engine is not available in this version: STATIC_ROOT is not served.")
         route = root = None
     _merge_static(values, route, root)
+    warnings += media_values(settings, values)
+    sendfile_values(settings, values)
     prefix = values.get("url_path_prefix", (None, ""))[0]
     if route and prefix and not (route == prefix or route.startswith(prefix.rstrip("/") + "/")):
         warnings.append(f"STATIC_URL {route!r} is outside the URL prefix {prefix!r}: requests for it get 404. "

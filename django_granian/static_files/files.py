@@ -379,9 +379,10 @@ async def _stream(channel: Any, marker: ServerResponse, fd: int, offset: int, co
 
 
 # the file decides these; the rest of an app's headers (Content-Type, Content-Disposition, Cache-Control,
-# Set-Cookie, its own X- headers ...) replace or join the file's, as with nginx's X-Accel-Redirect
+# Set-Cookie, its own X- headers ...) replace or join the file's, as with nginx's X-Accel-Redirect. An app's
+# Content-Encoding is kept: it describes the file's bytes (django-sendfile2 sets gzip for "report.csv.gz")
 _FILE_OWNED = frozenset({b"content-length", b"content-range", b"etag", b"last-modified", b"accept-ranges",
-                         b"content-encoding", b"transfer-encoding", b"connection"})
+                         b"transfer-encoding", b"connection"})
 _KEPT_ON_304 = frozenset({b"cache-control", b"expires", b"vary", b"set-cookie", b"content-location"})
 
 

@@ -90,6 +90,7 @@ def events_release(request: HttpRequest) -> JsonResponse:
 
 
 def upload(request: HttpRequest) -> HttpResponse:
+    """The upload form; ``?save=1`` stores the file in MEDIA_ROOT (default storage) and returns its URL."""
     if request.method == "POST":
         upload = request.FILES.get("file")
         if upload is None:
@@ -99,6 +100,60 @@ def upload(request: HttpRequest) -> HttpResponse:
         for chunk in upload.chunks():
             digest.update(chunk)
             size += len(chunk)
-        return JsonResponse({"name": upload.name, "size": size, "sha256": digest.hexdigest(),
-                             "note": request.POST.get("note", "")})
+        out = {"name": upload.name, "size": size, "sha256": digest.hexdigest(), "note": request.POST.get("note", "")}
+        if request.GET.get("save") == "1":
+            from django.core.files.storage import default_storage
+
+            upload.seek(0)
+            saved = default_storage.save("uploads/" + upload.name, upload)
+            out["url"] = default_storage.url(saved)
+        return JsonResponse(out)
     return render(request, "demo/upload.html")
+
+
+def private(request: HttpRequest, name: str) -> HttpResponse:
+    """A private download the way django-sendfile2 does it: the view checks access, then hands the file to
+    the server with X-Accel-Redirect (the server serves SENDFILE_ROOT under SENDFILE_URL internally)."""
+    from django.conf import settings
+    from django_sendfile import sendfile
+
+    if request.GET.get("key") != "letmein":
+        return HttpResponse("forbidden\n", status=403, content_type="text/plain")
+    return sendfile(request, settings.SENDFILE_ROOT / name, attachment=True)
+
+
+def _bench_rows(count: int) -> list[dict]:
+    import random
+
+    rng = random.Random(16)
+    first = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Dennis", "Frances"]
+    last = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson", "Ritchie"]
+    cities = ["Lisbon", "Osaka", "Nairobi", "Quito", "Tallinn", "Perth", "Montreal", "Lagos", "Hanoi"]
+    status = ["active", "pending", "suspended", "closed"]
+    return [{"id": 1000 + i, "name": f"{rng.choice(first)} {rng.choice(last)}",
+             "email": f"user{1000 + i}@example.org", "city": rng.choice(cities), "status": rng.choice(status),
+             "orders": rng.randint(0, 250), "balance": round(rng.uniform(-500, 25000), 2),
+             "joined": f"20{rng.randint(10, 25)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+             "tags": rng.sample(["vip", "beta", "newsletter", "b2b", "churn-risk", "referral"], 2)}
+            for i in range(count)]
+
+
+_BENCH: dict[str, bytes] = {}
+
+
+def bench_page(request: HttpRequest) -> HttpResponse:
+    """The compression benchmark's ~40 KB HTML page (a customer list rendered by a template, made once)."""
+    body = _BENCH.get("page")
+    if body is None:
+        body = _BENCH["page"] = render(request, "demo/bench_page.html", {"rows": _bench_rows(60)}).content
+    return HttpResponse(body, content_type="text/html; charset=utf-8")
+
+
+def bench_data(request: HttpRequest) -> HttpResponse:
+    """The compression benchmark's ~200 KB JSON (the same records as an API would list them, made once)."""
+    import json
+
+    body = _BENCH.get("data")
+    if body is None:
+        body = _BENCH["data"] = json.dumps({"count": 1000, "results": _bench_rows(1000)}).encode()
+    return HttpResponse(body, content_type="application/json")

@@ -9,6 +9,9 @@ settings mapping without editing this file:
 - ``TESTPROJECT_DB=/path/db.sqlite3``      the sqlite database (default: testproject/db.sqlite3)
 - ``TESTPROJECT_GRANIAN='{"json": 1}'``    settings.GRANIAN (a JSON object)
 - ``TESTPROJECT_PROXY_SSL=1``              SECURE_PROXY_SSL_HEADER
+- ``TESTPROJECT_MEDIA_ROOT=/path``         MEDIA_ROOT (default: testproject/media)
+- ``TESTPROJECT_PRIVATE_ROOT=/path``       SENDFILE_ROOT, django-sendfile2's private files (default: testproject/private)
+- ``TESTPROJECT_GZIP=1``                   Django's GZipMiddleware first (the compression benchmark's baseline)
 """
 
 import json
@@ -41,6 +44,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+if os.environ.get("TESTPROJECT_GZIP") == "1":
+    MIDDLEWARE.insert(0, "django.middleware.gzip.GZipMiddleware")
 
 ROOT_URLCONF = "testproject.urls"
 
@@ -83,6 +89,16 @@ STORAGES = {
     # hashed names (served with immutable caching) + .gz/.br variants (served precompressed)
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# user uploads (served by `manage.py granian` with GRANIAN = {"serve_media": True}; git-ignored)
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(os.environ.get("TESTPROJECT_MEDIA_ROOT") or BASE_DIR / "media")
+
+# private files handed to the server with X-Accel-Redirect (django-sendfile2's nginx backend; the server
+# takes SENDFILE_URL / SENDFILE_ROOT as its internal route, see docs/howto/replacing-nginx.md)
+SENDFILE_BACKEND = "django_sendfile.backends.nginx"
+SENDFILE_ROOT = Path(os.environ.get("TESTPROJECT_PRIVATE_ROOT") or BASE_DIR / "private")
+SENDFILE_URL = "/protected"
 
 FORCE_SCRIPT_NAME = os.environ.get("TESTPROJECT_SCRIPT_NAME") or None
 

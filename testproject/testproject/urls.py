@@ -15,6 +15,9 @@ urlpatterns = [
     path("events/", views.events, name="events"),
     path("events/release/", views.events_release, name="events-release"),
     path("upload/", views.upload, name="upload"),
+    path("private/<path:name>", views.private, name="private"),
+    path("bench/page/", views.bench_page, name="bench-page"),
+    path("bench/data/", views.bench_data, name="bench-data"),
     # tests/test_browser.py: a page whose JavaScript echoes a message over the /ws/echo WebSocket
     path("ws-echo/", TemplateView.as_view(template_name="demo/ws_echo.html"), name="ws-echo"),
 ]

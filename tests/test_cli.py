@@ -87,6 +87,7 @@ COMPANIONS = {
     "hsts": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],
     "x_accel_route": ["--x-accel-mount", "{dir}", "--x-accel-mount", "{dir}"],
     "x_accel_mount": ["--x-accel-route", "/a", "--x-accel-route", "/b"],
+    "serve_media": ["--media-path-mount", "{dir}"],
 }
 NAMES = [n for n in OPTIONS if n != "app"]
 
@@ -126,6 +127,11 @@ def test_every_option_from_command_line_and_env(name, tmp_path):
     config = config_from_args(["app:app"], environ={**env, **companion_env})
     assert getattr(config, name) == expected
     assert config._sources[name] == "env"  # type: ignore[attr-defined]
+
+
+def test_serve_media_outside_django_names_the_flag_to_use(tmp_path):
+    with pytest.raises(ConfigError, match="--media-path-mount"):
+        config_from_args(["--serve-media", "app:app"], environ={})
 
 
 @pytest.mark.parametrize(("variable", "value", "name", "expected", "ours"), [

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_django import django_server, manage, print_config, project_env, static_root, wait_output  # noqa: F401
+from tests.core_client import wait_until
+from tests.test_django import django_server, manage, print_config, project_env, static_root  # noqa: F401
 
 REPORT = b"%PDF-1.4 quarterly numbers\n" * 400
 
@@ -41,7 +42,7 @@ def test_sendfile2_settings_become_the_internal_route(private_env: dict[str, str
 
 def test_private_download_through_sendfile2(private_env: dict[str, str], tmp_path: Path) -> None:
     with django_server(private_env, tmp_path) as srv:
-        wait_output(srv, "X-Accel-Redirect / X-Sendfile: internal routes /protected")
+        wait_until(srv.logged("X-Accel-Redirect / X-Sendfile: internal routes /protected"), what=srv.output)
         for client in clients(srv.url):
             with client:
                 assert client.get("/private/reports/q3.pdf").status_code == 403  # the view decides
@@ -82,7 +83,7 @@ def _upload(client: httpx.Client, url: str, name: str, data: bytes, ctype: str) 
 
 def test_serve_media(media_env: dict[str, str], tmp_path: Path) -> None:
     with django_server(media_env, tmp_path) as srv:
-        out = wait_output(srv, "Options:")
+        out = wait_until(srv.logged("Options:"), what=srv.output)
         assert "--serve-media=True (settings.GRANIAN)" in out and "(MEDIA_ROOT)" in out
         assert (tmp_path / "media").is_dir()  # created, as FileSystemStorage would on the first upload
         with httpx.Client(base_url=srv.url, timeout=15) as client:
@@ -141,7 +142,7 @@ def _gunzip(data: bytes) -> bytes:
 def test_compression_on_the_fast_path(private_env: dict[str, str], tmp_path: Path) -> None:
     private_env["TESTPROJECT_GRANIAN"] = json.dumps({"compress": True})
     with django_server(private_env, tmp_path) as srv:
-        wait_output(srv, "Compression: zstd (level 3), br (level 4), gzip (level 6)")
+        wait_until(srv.logged("Compression: zstd (level 3), br (level 4), gzip (level 6)"), what=srv.output)
         for client in clients(srv.url):
             with client:
                 with client.stream("GET", "/bench/page/", headers={"accept-encoding": "gzip"}) as r:

@@ -666,7 +666,8 @@ def test_tls_http1_and_http2(tls_site: Any) -> None:
     base = f"https://127.0.0.1:{tls_site.port}"
     mid = (tls_site.static / "mid.bin").read_bytes()
     for http2 in (False, True):
-        with httpx.Client(base_url=base, verify=tls_site.ssl_context, http2=http2, timeout=60) as c:
+        with httpx.Client(base_url=base, verify=tls_site.ssl_context, http2=http2, timeout=60,
+                          headers=HTTPX_ACCEPT) as c:
             r = c.get("/static/app.css", headers={"accept-encoding": "gzip"})
             assert r.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
             assert r.status_code == 200 and r.content == CSS and r.headers["content-encoding"] == "gzip"
@@ -681,7 +682,8 @@ def test_tls_http1_and_http2(tls_site: Any) -> None:
     md5 = make_big(big)
     try:
         for http2 in (False, True):
-            with httpx.Client(base_url=base, verify=tls_site.ssl_context, http2=http2, timeout=120) as c:
+            with httpx.Client(base_url=base, verify=tls_site.ssl_context, http2=http2, timeout=120,
+                              headers=HTTPX_ACCEPT) as c:
                 c.get("/static/mid.bin")
                 got, baseline, peak = _stream_measuring(c, "/static/big50.bin", tls_site.proc.pid)
             assert got == md5

@@ -1,4 +1,4 @@
-"""The response-header memos of the hot path (server/h1.py header_block, app/encoding.py): the same
+"""The response-header memos of the hot path (protocol/h1response.py header_block, app/encoding.py): the same
 answer as computing afresh, one entry per repeated header set, bounded in entries and in bytes."""
 
 from __future__ import annotations
@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from django_granian.app import encoding
+from django_granian.protocol import h1response
+from django_granian.protocol.fields import ResponseHeaderError
 from django_granian.server import h1
 
 
@@ -34,7 +36,7 @@ def channel() -> h1.HTTP1Protocol:
 
 
 def test_header_blocks_are_remembered_per_set_and_bounded() -> None:
-    h1._BLOCKS.clear()
+    h1response.BLOCKS.clear()
     headers = ((b"content-type", b"text/plain"), (b"content-length", b"2"))
     first, again = channel(), channel()
     first.send_head(200, headers, b"ok", True)
@@ -42,16 +44,16 @@ def test_header_blocks_are_remembered_per_set_and_bounded() -> None:
     assert first.transport.out == again.transport.out == [  # type: ignore[attr-defined]
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n" + State.default_headers
         + b"\r\nok"]
-    assert list(h1._BLOCKS) == [headers]
+    assert list(h1response.BLOCKS) == [headers]
     big = ((b"content-security-policy", b"x" * 5000),)
     channel().send_head(200, big, b"", True)
-    assert big not in h1._BLOCKS  # over _BLOCK_MAX_BYTES: computed every time, never remembered
-    for i in range(h1._BLOCKS_MAX + 5):
+    assert big not in h1response.BLOCKS  # over BLOCK_MAX_BYTES: computed every time, never remembered
+    for i in range(h1response.BLOCKS_MAX + 5):
         channel().send_head(200, ((b"x-n", b"%d" % i),), b"", True)
-        assert len(h1._BLOCKS) <= h1._BLOCKS_MAX
-    with pytest.raises(h1.ResponseHeaderError):  # a rejected set is rejected every time, never remembered
+        assert len(h1response.BLOCKS) <= h1response.BLOCKS_MAX
+    with pytest.raises(ResponseHeaderError):  # a rejected set is rejected every time, never remembered
         channel().send_head(200, ((b"x-bad", b"a\r\nb"),), b"", True)
-    assert ((b"x-bad", b"a\r\nb"),) not in h1._BLOCKS
+    assert ((b"x-bad", b"a\r\nb"),) not in h1response.BLOCKS
 
 
 def test_str_header_encoding_is_remembered_and_bounded() -> None:

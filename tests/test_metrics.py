@@ -83,6 +83,23 @@ def test_metrics_count_requests_across_workers(tmp_path):
     assert not any(os.path.exists(d) for d in created)  # ...and removed it
 
 
+def test_http2_responses_have_a_latency_like_http1(tmp_path):
+    """An HTTP/2 response lands in the latency histogram too (it used to be counted without a start
+    time: responses_total went up, request_duration_seconds never saw it)."""
+    mport = free_port()
+    args = [*APP, "--http", "2", "--metrics", "--metrics-port", str(mport), "--metrics-scrape-interval", "1"]
+    with start_server(args, tmp_path=tmp_path) as srv:
+        with httpx.Client(http1=False, http2=True, timeout=10) as client:  # prior knowledge, one connection
+            for path in ("/", "/", "/slow?t=0.06"):
+                response = client.get(srv.url + path)
+                assert (response.http_version, response.status_code) == ("HTTP/2", 200)
+        m = wait_until(metrics_where(mport, lambda m: total(m, "django_granian_responses_total") == 3
+                                     and total(m, "django_granian_request_duration_seconds_count") == 3), 30)
+        assert total(m, "django_granian_request_duration_seconds_bucket", le="0.05") == 2
+        assert total(m, "django_granian_request_duration_seconds_bucket", le="0.1") == 3
+        assert total(m, "django_granian_request_duration_seconds_sum") >= 0.06
+
+
 def _metrics_dirs() -> set[str]:
     return set(glob.glob(os.path.join(tempfile.gettempdir(), "django-granian-metrics-*")))
 

@@ -25,7 +25,7 @@ class ASGIInterface(HTTPInterface):
         headers = head.headers.copy() if head.shared else head.headers
         scope = asgi_http_scope(head.method, head.http_version, scheme, head.raw_path, head.query, headers,
                                 client, channel.server_addr, server.root_path, server.lifespan_state,
-                                getattr(channel, "extensions", None))
+                                channel.extensions)
         return ASGIHTTPCycle(self.app, scope, channel, self.loop, head.chunked or head.content_length > 0)
 
     def websocket(self, channel: Any, head: RequestHead, client: Any, scheme: str) -> Any:
@@ -33,7 +33,7 @@ class ASGIInterface(HTTPInterface):
 
         server = self.server
         scope = asgi_websocket_scope(head, client, channel.server_addr, scheme, server.root_path,
-                                     server.lifespan_state, getattr(channel, "extensions", None))
+                                     server.lifespan_state, channel.extensions)
         return ASGIWebSocketSession(self.app, scope, channel, head.headers, server.config, self.loop)
 
     async def startup(self) -> None:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections import deque
 from typing import Any, Awaitable, Callable, Protocol
 
-from ..futures import wake
+from ..futures import start_task, wake
 
 logger = logging.getLogger("django_granian.app")
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
-EAGER = sys.version_info >= (3, 12)
 HIGH_WATER = 256 * 1024  # buffered request body before reading is paused
 
 
@@ -29,27 +27,30 @@ class ClientDisconnected(OSError):
 
 
 class Channel(Protocol):
-    """What a transport provides to one request cycle."""
+    """What a transport offers one request cycle (and the interface routing it): implemented by
+    ``server/channel.py`` ``Channel`` and its subclasses, the HTTP/1.1 connection and the HTTP/2 stream."""
 
+    client: tuple[str, int] | None
+    server_addr: Any
+    scheme: str
+    peer_trusted: bool
+    extensions: dict | None
     writing_paused: bool
 
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None: ...
     def send_body(self, body: bytes, end: bool) -> None: ...
     def send_trailers(self, headers: Any) -> None: ...
     def send_informational(self, status: int, headers: Any) -> None: ...
-    def send_file(self, path: str, end: bool) -> Awaitable[None]: ...
+    async def send_file_response(self, status: int, headers: Any, path: str, start: int = 0,
+                                 end: int | None = None) -> None: ...
+    async def send_fd_response(self, status: int, headers: Any, fd: int, offset: int, count: int) -> None: ...
     async def drain(self) -> None: ...
     def want_body(self, cycle: Any) -> None: ...
     def body_pressure(self, high: bool) -> None: ...
     def response_complete(self, cycle: Any) -> None: ...
     def abort(self, reason: str) -> None: ...
-
-
-def start_task(coro: Any, loop: asyncio.AbstractEventLoop) -> asyncio.Task:
-    """Run ``coro`` eagerly (3.12+): no loop iteration unless it really suspends."""
-    if EAGER:
-        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
-    return loop.create_task(coro)
+    def respond(self, status: int, headers: Any, body: bytes) -> None: ...
+    def respond_fd(self, status: int, headers: Any, fd: int, offset: int, count: int) -> None: ...
 
 
 _START, _BODY, _DONE = 0, 1, 2
@@ -264,7 +265,7 @@ class ASGIHTTPCycle(BodyWaiter):
             if not isinstance(path, str):
                 raise self._bad(message, "'path' must be a str")
             headers, self.headers = self.headers, None
-            await self.channel.send_file_response(self.status, headers, path)  # type: ignore[attr-defined]
+            await self.channel.send_file_response(self.status, headers, path)
             self.state = _DONE
             self.channel.response_complete(self)
             self._wake()

@@ -13,9 +13,10 @@ import logging
 from collections import deque
 from typing import Any, AsyncIterator, Iterator
 
+from ..futures import start_task
 from ..protocol.http11 import RequestHead
 from .encoding import encode_headers
-from .http import BodyWaiter, start_task
+from .http import BodyWaiter
 from .interface import HTTPInterface
 from .scope import decode_path
 
@@ -271,9 +272,7 @@ class RSGIHTTPCycle(BodyWaiter):
 
     async def _send_file(self, status: int, headers: list, path: str, start: int, end: int | None) -> None:
         try:
-            from ..server.sendfile import send_file_response
-
-            await send_file_response(self.channel, status, headers, path, start, end)
+            await self.channel.send_file_response(status, headers, path, start, end)
         except FileNotFoundError:
             logger.error("RSGI response_file: %r does not exist", path)
             self.state = _PENDING

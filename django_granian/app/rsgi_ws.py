@@ -6,8 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
+from ..futures import start_task
 from ..protocol.websocket import INTERNAL_ERROR, NORMAL, Closed
-from .http import ClientDisconnected, start_task
+from .http import ClientDisconnected
 from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, WebSocketSession
 
 logger = logging.getLogger("django_granian.app")

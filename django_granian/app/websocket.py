@@ -15,9 +15,10 @@ the same way).
    (HTTP/2: CONNECT + ``:protocol websocket``, version 13). On
    :class:`~django_granian.protocol.websocket.HandshakeError` it answers ``exc.status`` with
    ``exc.headers`` (426 carries ``Sec-WebSocket-Version: 13``) without involving the app.
-2. It then calls :func:`start_websocket(server_state, channel, head) <start_websocket>` which
-   applies ``--url-path-prefix`` (404), trusted proxy headers, and asks the interface
-   (``interface.websocket(channel, head, client, scheme)``) for a session. ``head`` is a
+2. It then calls ``state.interface.open_websocket(channel, head)``
+   (:meth:`~django_granian.app.interface.HTTPInterface.open_websocket`), which applies
+   ``--url-path-prefix`` (404) and trusted proxy headers like for HTTP requests, and asks the
+   interface (``interface.websocket(channel, head, client, scheme)``) for a session. ``head`` is a
    :class:`~django_granian.protocol.http11.RequestHead` (``http_version`` "1.1" or "2"; for
    HTTP/2, method "CONNECT" and ``headers`` without pseudo-headers). It returns the session, or
    None when the request was answered without one (404 already sent and the channel closed).
@@ -65,7 +66,7 @@ import logging
 from collections import deque
 from typing import Any
 
-from ..futures import wake
+from ..futures import start_task, wake
 from ..protocol.http11 import RequestHead
 from ..protocol.websocket import (
     ABNORMAL,
@@ -77,8 +78,8 @@ from ..protocol.websocket import (
     negotiate_extensions,
     offered_subprotocols,
 )
-from .http import ClientDisconnected, start_task
-from .scope import ASGI_VERSION, decode_path, strip_prefix
+from .http import ClientDisconnected
+from .scope import ASGI_VERSION, decode_path
 
 logger = logging.getLogger("django_granian.app")
 
@@ -89,34 +90,8 @@ QUEUE_BYTES_HIGH = 1024 * 1024
 QUEUE_LOW = 8
 FAIL_GRACE = 1.0  # seconds the app gets to read (and answer) the messages in front of a protocol violation
 
-_NOT_FOUND = [(b"content-type", b"text/plain; charset=utf-8")]
 _EMPTY = [(b"content-length", b"0")]
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
-
-
-def supports_websocket(interface: Any) -> bool:
-    from .interface import HTTPInterface
-
-    return type(interface).websocket is not HTTPInterface.websocket
-
-
-def start_websocket(server: Any, channel: Any, head: RequestHead) -> Any:
-    """Route a validated handshake to the app's interface; see the module docstring (step 2)."""
-    prefix = server.prefix_bytes
-    if prefix and strip_prefix(head.raw_path, prefix) is None:
-        channel.send_head(404, _NOT_FOUND, b"Not Found\n", True)
-        channel.close()
-        return None
-    client = channel.client
-    scheme = "wss" if channel.scheme in ("https", "wss") else "ws"
-    if channel.peer_trusted:
-        client, scheme = server.proxy.apply(head.headers, client, scheme)
-    server.count_request()
-    session = server.interface.websocket(channel, head, client, scheme)
-    if session is None:
-        channel.send_head(404, _NOT_FOUND, b"Not Found\n", True)
-        channel.close()
-    return session
 
 
 class WebSocketSession:

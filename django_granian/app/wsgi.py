@@ -264,10 +264,8 @@ class WSGICycle:
         task.add_done_callback(_FILE_TASKS.discard)
 
     async def _send_file(self, fd: int, offset: int, count: int) -> None:
-        from ..server.sendfile import send_fd_response
-
         try:
-            await send_fd_response(self.channel, self.status or 500, self.headers, fd, offset, count)
+            await self.channel.send_fd_response(self.status or 500, self.headers, fd, offset, count)
         except (TypeError, ValueError) as exc:
             self._headers_refused(exc)
         except OSError as exc:

@@ -1,23 +1,29 @@
 """HTTP/1.1 connections: an asyncio Protocol that is also the *channel* of its current request.
 
-Parsing is done by the sans-IO :mod:`django_granian.protocol.http11`; this module owns buffering,
+Parsing is done by the sans-IO :mod:`django_granian.protocol.http11`, response header blocks by
+:mod:`django_granian.protocol.h1response`; what every channel does (end of an exchange, server-made
+responses, file bodies, --backpressure parking) is in :mod:`.channel`. This module owns buffering,
 keep-alive, pipelining (one request at a time, responses in order), request body framing,
 response framing (Content-Length / chunked / close-delimited), flow control, timeouts and
 graceful shutdown. A response is written with a single ``transport.write`` whenever the app
 sends its body in one message.
+
+One class on purpose, and so over 500 lines: the connection is one state machine (``phase`` and
+``body_mode`` decide what every event means); split across files it would be harder to follow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
 from ..futures import wake
 from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
+from ..protocol.fields import field_lines
+from ..protocol.h1response import BLOCKS, LENGTH_LINES, header_block, length_line
 from ..protocol.http11 import (
     NO_BODY_STATUS,
     ChunkedDecoder,
@@ -27,33 +33,26 @@ from ..protocol.http11 import (
     parse_head,
     status_line,
 )
+from .channel import Channel
 from .sockets import transport_peers
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
 
-IDLE, HEAD, BUSY, CLOSED = 0, 1, 2, 3
+IDLE, HEAD, BUSY, CLOSED = 0, 1, 2, 3  # phase: waiting for a request, reading a head, in an exchange, closed
+BODY_NONE, BODY_LENGTH, BODY_CHUNKED = 0, 1, 2  # body_mode: how request body bytes are read (0: none left)
 PIPELINE_LIMIT = 256 * 1024  # buffered pipelined bytes before reading is paused
 DISCARD_LIMIT = 1024 * 1024  # unread request body we are willing to drain to keep a connection alive
 LINGER_SECONDS = 2.0  # after an error response: read and drop what the client still sends, then close
 
-_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
-_GOOD_NAMES: set[bytes] = set()
-_RESP_SPECIAL = frozenset({b"content-length", b"transfer-encoding", b"connection", b"server", b"date"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-class ResponseHeaderError(ValueError):
-    pass
-
-
-class HTTP1Protocol(asyncio.Protocol):
+class HTTP1Protocol(Channel, asyncio.Protocol):
     __slots__ = (
-        "server", "loop", "transport", "buf", "phase", "since", "cycle", "client", "server_addr", "scheme",
-        "keep_alive", "writing_paused", "drain_waiter", "reading_paused", "body_mode", "body_left", "decoder",
-        "body_total", "discarding", "expect_100", "continue_sent", "head_only", "resp_chunked", "resp_left",
-        "resp_status", "resp_bytes", "http10", "head", "t0", "in_loop", "pressure_paused", "peer_trusted",
-        "scan_from", "first", "lingering", "parked", "counted",
+        "loop", "transport", "buf", "phase", "since", "keep_alive", "writing_paused", "drain_waiter",
+        "reading_paused", "body_mode", "body_left", "decoder", "body_total", "discarding", "expect_100",
+        "continue_sent", "resp_chunked", "http10", "in_loop", "pressure_paused", "scan_from", "first", "lingering",
     )
 
     def __init__(self, server: ServerState) -> None:
@@ -67,12 +66,14 @@ class HTTP1Protocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.server_addr: tuple[str, int] | None = None
         self.scheme = "http"
+        self.peer_trusted = False
+        self.extensions: dict | None = None  # TLS connections: the ASGI tls extension
         self.keep_alive = True
         self.writing_paused = False
         self.drain_waiter: asyncio.Future | None = None
         self.reading_paused = False
         self.pressure_paused = False
-        self.body_mode = 0  # 0: none/complete, 1: content-length, 2: chunked
+        self.body_mode = BODY_NONE
         self.body_left = 0
         self.decoder: ChunkedDecoder | None = None
         self.body_total = 0
@@ -88,7 +89,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.head: RequestHead | None = None
         self.t0 = 0.0
         self.in_loop = False
-        self.peer_trusted = False
         self.first = True  # no request dispatched yet on this connection (HTTP/2 preface detection)
         self.scan_from = 0  # bytes of an incomplete head already checked
         self.lingering = False  # closed for requests, draining input before the socket is closed
@@ -116,7 +116,7 @@ class HTTP1Protocol(asyncio.Protocol):
         if server.metrics is not None:
             server.metrics.connection_closed()
         self.parked = None
-        self._end_exchange()
+        self._release_slot()
         cycle = self.cycle
         if cycle is not None:
             self.cycle = None
@@ -155,7 +155,7 @@ class HTTP1Protocol(asyncio.Protocol):
         # Like nginx and uvicorn, a FIN from the client means it is gone (a half-close cannot be told
         # apart from a close): the app of a request in progress gets http.disconnect, and the
         # transport closes once what was already written is flushed.
-        self.body_mode = 0
+        self.body_mode = BODY_NONE
         return None
 
     # -- request processing -----------------------------------------------------------------------
@@ -228,27 +228,25 @@ class HTTP1Protocol(asyncio.Protocol):
         if server.access_log or server.metrics is not None:
             self.t0 = time.perf_counter()
         if head.chunked:
-            self.body_mode = 2
+            self.body_mode = BODY_CHUNKED
             self.decoder = ChunkedDecoder(server.limits)
             self.body_total = 0
             self.since = server.now  # the body read timeout runs from here and from every body read
         elif head.content_length:
-            self.body_mode = 1
+            self.body_mode = BODY_LENGTH
             self.body_left = head.content_length
             self.since = server.now
         else:
-            self.body_mode = 0
+            self.body_mode = BODY_NONE
         if head.upgrade is not None:
             handler = server.upgrades.get(head.upgrade)
             if handler is not None and handler(self, head):
                 return
-        server.count_request()
-        server.slots_free -= 1
-        self.counted = True
+        self._take_slot()
         cycle = server.interface.http(self, head)
         if cycle is None:  # answered by the server itself (prefix 404, static file, ...)
             if self.counted and self.cycle is None:
-                self._end_exchange()
+                self._release_slot()
             if self.body_mode and self.buf and self.phase != CLOSED:
                 data, self.buf = self.buf, b""
                 self.buf = self._body_data(data)
@@ -259,14 +257,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.buf = self._body_data(data)
         cycle.run()
 
-    def unpark(self) -> None:
-        """Called by ServerState when a --backpressure slot is free for this parked request."""
-        head = self.parked
-        self.server.slots_free += 1  # the slot reserved for us: _dispatch takes it again
-        if head is None or self.phase == CLOSED:
-            self.server.wake_waiting()  # give it to the next one
-            return
-        self.parked = None
+    def _resume(self, head: RequestHead) -> None:
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -278,7 +269,7 @@ class HTTP1Protocol(asyncio.Protocol):
         """Consume request body bytes; returns what follows the body (a pipelined request)."""
         cycle = self.cycle
         self.since = self.server.now
-        if self.body_mode == 1:
+        if self.body_mode == BODY_LENGTH:
             left = self.body_left
             if len(data) <= left:
                 chunk, rest = data, b""
@@ -288,7 +279,7 @@ class HTTP1Protocol(asyncio.Protocol):
             if not self.discarding and cycle is not None:
                 cycle.feed_body(chunk)
             if left == 0:
-                self.body_mode = 0
+                self.body_mode = BODY_NONE
                 self._body_complete()
             return rest
         decoder = self.decoder
@@ -308,7 +299,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 for chunk in chunks:
                     cycle.feed_body(chunk)
         if decoder.done:
-            self.body_mode = 0
+            self.body_mode = BODY_NONE
             self._body_complete()
         return rest
 
@@ -321,7 +312,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.cycle.end_body()
 
     def _body_error(self, status: int, reason: str) -> None:
-        self.body_mode = 0
+        self.body_mode = BODY_NONE
         self.keep_alive = False
         cycle = self.cycle
         if self.resp_status == 0 and not self.discarding:
@@ -339,7 +330,7 @@ class HTTP1Protocol(asyncio.Protocol):
     def _reject(self, status: int, reason: str) -> None:
         """Answer a protocol error and close; nothing after the bad bytes is ever parsed."""
         self.buf = b""
-        self.body_mode = 0
+        self.body_mode = BODY_NONE
         if self.phase == CLOSED:
             return
         logger.debug("rejecting request from %s: %s %s", self.client, status, reason)
@@ -371,23 +362,6 @@ class HTTP1Protocol(asyncio.Protocol):
                 transport.write_eof()  # data_received drops input while CLOSED; EOF closes
             else:
                 transport.close()
-
-    def _end_exchange(self) -> None:
-        if self.counted:
-            self.counted = False
-            self.server.release_slot()
-
-    def _exchange_done(self) -> None:
-        """The current request's response is over (sent by the app or by the server for it): free its
-        --backpressure slot, log it, count it."""
-        server = self.server
-        if self.counted:  # _end_exchange(), inlined: this runs once per response
-            self.counted = False
-            server.release_slot()
-        if server.access_log:
-            self._log_access()
-        if server.metrics is not None:
-            server.metrics.response(self.resp_status, self.t0)
 
     def _next(self) -> None:
         """The current exchange is over: go idle and serve any pipelined request."""
@@ -421,7 +395,7 @@ class HTTP1Protocol(asyncio.Protocol):
         elif self.discarding and self.cycle is None:
             # answered, but the rest of the request body never comes: do not wait for it forever
             if now - self.since > self.server.header_timeout:
-                self.body_mode = 0
+                self.body_mode = BODY_NONE
                 self._close()
         elif (self.body_mode and self.cycle is not None and not self.reading_paused and not self.pressure_paused
               and not (self.expect_100 and not self.continue_sent)):
@@ -444,19 +418,31 @@ class HTTP1Protocol(asyncio.Protocol):
         # the client already sent, with no way for it to know it was never processed
 
     # -- the channel, used by the request cycle ---------------------------------------------------
+    @property
+    def gone(self) -> bool:
+        transport = self.transport
+        return self.phase == CLOSED or transport is None or transport.is_closing()
+
+    def sendfile_socket(self) -> int:
+        transport = self.transport
+        if (self.resp_chunked or transport is None or transport.is_closing()
+                or transport.get_extra_info("sslcontext") is not None):
+            return -1
+        sock = transport.get_extra_info("socket")
+        return sock.fileno() if sock is not None else -1
+
+    def _length_broken(self) -> None:
+        self.keep_alive = False  # the client cannot tell where this response ends: close after it
+
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
         key: tuple | None
         try:
             key = headers if type(headers) is tuple else tuple(headers)
-            info = _BLOCKS.get(key)
+            info = BLOCKS.get(key)
         except TypeError:  # unhashable pairs (lists): validate every time
             key = info = None
         if info is None:
-            info = header_block(headers)
-            if key is not None and len(info[0]) <= _BLOCK_MAX_BYTES:
-                if len(_BLOCKS) >= _BLOCKS_MAX:
-                    _BLOCKS.clear()
-                _BLOCKS[key] = info
+            info = header_block(headers, key)
         block, content_length, has_server, has_date, close = info
         if close:
             self.keep_alive = False
@@ -481,7 +467,7 @@ class HTTP1Protocol(asyncio.Protocol):
             self.resp_left = content_length
         elif end:
             size = len(body)
-            framing = _LENGTH_LINES.get(size) or _length_line(size)
+            framing = LENGTH_LINES.get(size) or length_line(size)
             self.resp_left = size
         elif self.http10:
             self.keep_alive = False
@@ -511,19 +497,6 @@ class HTTP1Protocol(asyncio.Protocol):
         self.resp_bytes = len(body)
         self.transport.write(b"".join((line, block, extra, framing, conn, b"\r\n", payload)))
 
-    def _clip(self, body: bytes, end: bool) -> bytes:
-        left = self.resp_left
-        if left >= 0:
-            if len(body) > left:
-                logger.error("ASGI/WSGI app sent more body than its Content-Length; truncating and closing")
-                body = body[:left]
-                self.keep_alive = False
-            self.resp_left = left - len(body)
-            if end and self.resp_left > 0:
-                logger.error("response body shorter than its Content-Length; closing the connection")
-                self.keep_alive = False
-        return body
-
     def send_body(self, body: bytes, end: bool) -> None:
         if self.phase == CLOSED:
             return
@@ -550,26 +523,12 @@ class HTTP1Protocol(asyncio.Protocol):
             if not self.head_only and self.resp_status not in NO_BODY_STATUS:
                 self._clip(b"", True)
             return
-        lines = [b"0\r\n"]
-        for name, value in headers:
-            _check_name(name)
-            if b"\r" in value or b"\n" in value or b"\x00" in value:
-                raise ResponseHeaderError("trailer values must not contain CR, LF or NUL")
-            lines.append(name + b": " + value + b"\r\n")
-        lines.append(b"\r\n")
-        self.transport.write(b"".join(lines))
+        self.transport.write(b"".join([b"0\r\n", *field_lines(headers, "trailer values"), b"\r\n"]))
 
     def send_informational(self, status: int, headers: Any) -> None:
         if self.http10 or self.phase == CLOSED:
             return
-        lines = [status_line(status)]
-        for name, value in headers:
-            _check_name(name)
-            if b"\r" in value or b"\n" in value:
-                raise ResponseHeaderError("header values must not contain CR or LF")
-            lines.append(name + b": " + value + b"\r\n")
-        lines.append(b"\r\n")
-        self.transport.write(b"".join(lines))
+        self.transport.write(b"".join([status_line(status), *field_lines(headers), b"\r\n"]))
 
     async def drain(self) -> None:
         if self.writing_paused and self.phase != CLOSED:
@@ -597,9 +556,9 @@ class HTTP1Protocol(asyncio.Protocol):
         """The response is complete but the request body is not: drain it or close."""
         if self.expect_100 and not self.continue_sent:
             self.keep_alive = False  # the client may still be waiting to send: do not wait for it
-        elif self.body_mode == 1 and self.body_left > DISCARD_LIMIT:
+        elif self.body_mode == BODY_LENGTH and self.body_left > DISCARD_LIMIT:
             self.keep_alive = False
-        elif self.body_mode == 2 and self.body_total > DISCARD_LIMIT:
+        elif self.body_mode == BODY_CHUNKED and self.body_total > DISCARD_LIMIT:
             self.keep_alive = False
 
     def response_complete(self, cycle: Any) -> None:
@@ -614,7 +573,7 @@ class HTTP1Protocol(asyncio.Protocol):
                 self.transport.resume_reading()
         if not self.keep_alive or self.phase == CLOSED:
             unread = self.body_mode
-            self.body_mode = 0
+            self.body_mode = BODY_NONE
             self._close(linger=bool(unread))
             cycle.disconnect()
             return
@@ -630,109 +589,7 @@ class HTTP1Protocol(asyncio.Protocol):
         cycle = self.cycle
         if cycle is not None:
             self.cycle = None
-            self._end_exchange()
+            self._release_slot()
             if self.server.access_log:
                 self._log_access()
         self._close()
-
-    def _log_access(self) -> None:
-        head = self.head
-        if head is None:
-            return
-        client = self.client
-        record = AccessRecord(client[0] if client else "-", head.method, head.raw_path.decode("latin-1"),
-                              head.query, "HTTP/" + head.http_version, self.scheme, self.resp_status,
-                              self.resp_bytes, self.t0, head.headers)
-        log_access(self.server.access_fmt, record)
-
-    def respond(self, status: int, headers: Any, body: bytes) -> None:
-        """A complete response produced by the server itself, not the app."""
-        self.cycle = marker = ServerResponse()
-        self.send_head(status, headers, body, True)
-        self.response_complete(marker)
-
-    # -- for the static file engine and pathsend ----------------------------------------------------
-    async def send_file_response(self, status: int, headers: Any, path: str) -> None:
-        from .sendfile import send_file_response
-
-        await send_file_response(self, status, headers, path)
-
-
-class ServerResponse:
-    """Stands in for a request cycle when the server answers by itself (an error, a redirect, a static
-    file streaming out): the channel's current "cycle", so pipelined requests wait behind it."""
-
-    __slots__ = ()
-
-    def disconnect(self) -> None:
-        pass
-
-    def feed_body(self, data: bytes) -> None:
-        pass
-
-    def end_body(self) -> None:
-        pass
-
-
-_LENGTH_LINES: dict[int, bytes] = {}
-
-
-def _length_line(size: int) -> bytes:
-    line = b"content-length: %d\r\n" % size
-    if len(_LENGTH_LINES) < 4096:
-        _LENGTH_LINES[size] = line
-    return line
-
-
-_BLOCKS: dict[tuple, tuple[bytes, int, bool, bool, bool]] = {}
-_BLOCKS_MAX = 1024
-_BLOCK_MAX_BYTES = 4096  # bigger header sets (long CSPs, many cookies) are rarely repeated: not remembered
-
-
-def header_block(headers: Any) -> tuple[bytes, int, bool, bool, bool]:
-    """Validate response headers and serialise them once: ``(block, content_length or -1,
-    has_server, has_date, connection_close)``. ``send_head`` remembers the result per header set
-    (apps usually send the same few sets), so a repeated set costs one dict lookup."""
-    parts: list[bytes] = []
-    append = parts.append
-    content_length = -1
-    has_server = has_date = close = False
-    good = _GOOD_NAMES
-    n = 0
-    for name, value in headers:
-        if name not in good:
-            _check_name(name)
-        lname = name.lower()
-        if lname in _RESP_SPECIAL:
-            if lname == b"content-length":
-                if not value.isdigit():
-                    raise ResponseHeaderError(f"invalid content-length {value!r}")
-                content_length = int(value)
-            elif lname == b"transfer-encoding":
-                continue  # framing is ours
-            elif lname == b"connection":
-                if b"close" in value.lower():
-                    close = True
-                continue
-            elif lname == b"server":
-                has_server = True
-            else:
-                has_date = True
-        append(name)
-        append(b": ")
-        append(value)
-        append(b"\r\n")
-        n += 1
-    block = b"".join(parts)
-    if block.count(b"\n") != n or block.count(b"\r") != n or b"\x00" in block:
-        raise ResponseHeaderError("response header names and values must not contain CR, LF or NUL")
-    return block, content_length, has_server, has_date, close
-
-
-def _check_name(name: bytes) -> None:
-    if type(name) is not bytes:
-        raise ResponseHeaderError(f"header names must be bytes, got {type(name).__name__}")
-    if not _TOKEN_RE.fullmatch(name):
-        raise ResponseHeaderError(f"invalid header name {name!r}")
-    if len(_GOOD_NAMES) < 1024:
-        _GOOD_NAMES.add(name)

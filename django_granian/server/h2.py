@@ -1,16 +1,15 @@
-"""HTTP/2 connections (h2): an asyncio Protocol per connection and a small *channel* per stream.
+"""HTTP/2 connections: the asyncio side of the sans-IO :class:`~django_granian.protocol.h2conn.H2ServerConnection`.
 
-Each stream is an :class:`H2Stream` with the same channel methods as the HTTP/1.1 connection
-(``send_head``/``send_body``/``send_trailers``/``send_informational``/``drain``/``want_body``/
-``body_pressure``/``response_complete``/``abort``/``respond``/``send_file_response``), and its
-request goes through ``state.interface.http(stream, head)`` exactly like an HTTP/1.1 request, so
-ASGI, WSGI, RSGI and static files work unchanged.
+:class:`HTTP2Protocol` is one connection and the *handler* of its sans-IO connection (the ``h2_*``
+methods: what the peer sent). Each request is an :class:`~.h2stream.H2Stream` (its channel), each
+RFC 8441 WebSocket an :class:`~.ws.H2WebSocket`; requests go through ``state.interface.http(stream,
+head)`` exactly like HTTP/1.1 requests. How a connection becomes HTTP/2 (``--http 2``, ALPN ``h2``,
+prior knowledge on ``--http auto``, ``Upgrade: h2c``) is in :mod:`.negotiate`.
 
 Writes are coalesced: frames produced while handling received data are written once at the end of
 ``data_received``; frames produced by application tasks are written once per loop iteration.
-Flow control both ways: response data beyond the peer's windows waits in a per-stream queue
-(``--http2-max-send-buffer-size`` makes the app's ``send`` wait); request data is acknowledged
-(WINDOW_UPDATE) as the request cycle takes it, so a slow reader holds at most a window's worth.
+Request data is acknowledged (WINDOW_UPDATE) as the request cycle takes it, so a slow reader holds
+at most a window's worth; ``--http2-adaptive-window`` grows the windows from PING round trips.
 
 Limits shared with HTTP/1.1: a request stream takes one of the worker's ``--backpressure`` slots
 while its exchange lasts; with none free it waits (FIFO with HTTP/1.1 requests in
@@ -18,9 +17,8 @@ while its exchange lasts; with none free it waits (FIFO with HTTP/1.1 requests i
 ``--request-body-timeout`` answers 408 (or RST_STREAM(CANCEL) once the response started) to a stream
 whose body stopped arriving while the app waits for it with the window open.
 
-Entry points: :class:`HTTP2Protocol` (``--http 2``, and ALPN ``h2``), :func:`preface_takeover`
-(prior knowledge on a ``--http auto`` connection), :func:`h2c_upgrade` (``Upgrade: h2c``) and
-:func:`protocol_factory` (what the server hands to ``loop.create_server``).
+One class, and so over 500 lines: the handler methods, flow control and the connection's timers
+share the connection's state; the per-stream and WebSocket parts are in their own modules.
 """
 
 from __future__ import annotations
@@ -29,17 +27,13 @@ import asyncio
 import logging
 import os
 import time
-from collections import deque
-from typing import Any, Callable
+from typing import Any
 
-from ..futures import wake
-from ..logs import AccessRecord, log_access
 from ..protocol.errors import ProtocolError
 from ..protocol.h2conn import (
     CANCEL,
     ENHANCE_YOUR_CALM,
     INITIAL_WINDOW_SIZE,
-    INTERNAL_ERROR,
     MAX_FRAME_SIZE,
     NO_ERROR,
     PROTOCOL_ERROR,
@@ -48,467 +42,25 @@ from ..protocol.h2conn import (
     H2ServerConnection,
     HeaderBlock,
 )
-from ..protocol.http2 import (
-    TABLE_SIZE_ZERO,
-    FloodGuard,
-    ResponseHeaderError,
-    check_trailers,
-    connection_options,
-    encode_field,
-    encode_fields,
-    informational_headers,
-    request_head,
-    response_block,
-    trailer_headers,
-)
-from ..protocol.http11 import NO_BODY_STATUS, RequestHead
-from .h1 import ServerResponse
+from ..protocol.http2 import TABLE_SIZE_ZERO, FloodGuard, check_trailers, connection_options, request_head
+from ..protocol.http11 import RequestHead
+from ..protocol.websocket import HandshakeError, check_h2_handshake
+from .h2stream import H2Stream
 from .sockets import transport_peers
 from .state import ServerState
+from .ws import H2WebSocket
 
 logger = logging.getLogger("django_granian.server")
 
-_SERVER_PAIR = (b"server", b"django-granian")
 _MAX_WINDOW = 16 * 1024 * 1024  # adaptive window ceiling
 LINGER = 1.0  # seconds input is drained after a connection error before the socket is closed
 _BASE_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hint": {}, "http.response.pathsend": {}}
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
-class _Defaults:
-    """The encoded ``date``/``server`` response fields, rebuilt when the per-second Date changes:
-    ``blocks[mask]`` holds the ones an app did not set (mask bit 1: it set ``date``, 2: ``server``)."""
-
-    date = b""
-    blocks: list[bytes] = [b"", b"", b"", b""]
-
-    @classmethod
-    def get(cls, server: ServerState) -> list[bytes]:
-        date = server.date
-        if date is not cls.date:
-            cls.date = date
-            date_field = encode_field(b"date", date[6:].strip())
-            server_field = encode_field(*_SERVER_PAIR) if server.server_header else b""
-            hsts = server.hsts  # --hsts: sent whatever the app set (one policy per server)
-            hsts_field = encode_field(b"strict-transport-security", hsts[27:-2]) if hsts else b""
-            cls.blocks = [date_field + server_field + hsts_field, server_field + hsts_field, date_field + hsts_field,
-                          hsts_field]
-        return cls.blocks
-
-
-def _length_field(length: int) -> bytes:
-    return encode_field(b"content-length", b"%d" % length)
-
-
-_SERVER_RESPONSE = ServerResponse()
-
-
-class H2Stream:
-    """One request/response exchange: the channel of its request cycle."""
-
-    __slots__ = (
-        "conn", "codec", "stream_id", "head", "cycle", "client", "server_addr", "scheme", "peer_trusted",
-        "extensions", "transport", "server", "pending", "pending_bytes", "pending_end", "trailers", "resp_status",
-        "resp_bytes", "resp_left", "head_only", "local_done", "remote_done", "completed", "closed", "waiter",
-        "pressure", "unacked", "received", "t0", "continue_sent", "no_body", "parked", "counted", "held", "since",
-        "wants",
-    )
-
-    def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
-        self.conn = conn
-        self.codec = conn.conn
-        self.stream_id = stream_id
-        self.head = head
-        self.cycle: Any = None
-        self.client = conn.client
-        self.server_addr = conn.server_addr
-        self.scheme = conn.scheme
-        self.peer_trusted = conn.peer_trusted
-        self.extensions = conn.extensions
-        self.transport = conn.transport
-        self.server = conn.server
-        self.pending: deque[memoryview] | None = None
-        self.pending_bytes = 0
-        self.pending_end = False
-        self.trailers: bytes | None = None
-        self.resp_status = 0
-        self.resp_bytes = 0
-        self.resp_left = -1
-        self.head_only = self.no_body = head.method == "HEAD"
-        self.local_done = False
-        self.remote_done = remote_done
-        self.completed = False
-        self.closed = False
-        self.waiter: asyncio.Future | None = None
-        self.pressure = False
-        self.unacked = 0
-        self.received = 0
-        self.t0 = 0.0
-        self.continue_sent = False
-        self.parked: list[bytes | None] | None = None  # waiting for a --backpressure slot: its body so far
-        self.counted = False  # holds a --backpressure slot
-        self.held = 0  # flow-controlled bytes whose connection window was given back, but not the stream's
-        self.since = 0.0  # --request-body-timeout: the head or the last DATA frame
-        self.wants = False  # the request cycle has asked for the body
-
-    # -- state ------------------------------------------------------------------------------------
-    @property
-    def writing_paused(self) -> bool:
-        return self.pending_bytes > self.conn.send_buffer_limit or self.conn.transport_paused
-
-    def _wake(self) -> None:
-        wake(self.waiter)
-        self.waiter = None
-
-    def _finish_local(self) -> None:
-        """END_STREAM (or trailers) has been sent."""
-        self.local_done = True
-        self.pending = None
-        if self.waiter is not None:
-            self._wake()
-        if not self.remote_done:
-            # the response is complete but the request body is not: stop it (RFC 9113 section 8.1)
-            self.remote_done = True
-            self.codec.reset_stream(self.stream_id, NO_ERROR)
-        self.conn.stream_done(self)
-
-    def _close(self) -> None:
-        """The stream is gone (reset by either side, or the connection was lost)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.local_done = self.remote_done = True
-        self.pending = None
-        self.pending_bytes = 0
-        self.parked = None  # a parked stream gives up its place in ServerState.waiting
-        self._release_slot()
-        self._wake()
-        self.conn.stream_done(self)
-
-    def _release_slot(self) -> None:
-        if self.counted:
-            self.counted = False
-            self.server.release_slot()
-
-    def _exchange_done(self) -> None:
-        """The stream's response is over (sent by the app or by the server for it): log it, count it."""
-        server = self.server
-        if server.access_log:
-            self._log_access()
-        if server.metrics is not None:
-            server.metrics.response(self.resp_status)
-
-    def unpark(self) -> None:
-        """Called by ServerState when a --backpressure slot is free for this parked stream: dispatch
-        it, then hand its cycle the body received while it waited."""
-        server = self.server
-        server.slots_free += 1  # the slot reserved for us: _dispatch takes it again
-        buffered = self.parked
-        if buffered is None or self.closed:
-            server.wake_waiting()  # gone meanwhile: give the slot to the next one
-            return
-        self.parked = None
-        conn = self.conn
-        conn.dispatch(self, self.head)
-        ended = False
-        for data in buffered:
-            if data is None:
-                ended = True
-                break
-            cycle = self.cycle
-            if cycle is not None and not self.completed and not self.closed:
-                if not conn.feed(self, cycle, data):
-                    break
-        if ended and not self.closed:
-            conn._on_end(self)
-        if self.held and not self.pressure:
-            n, self.held = self.held, 0
-            self.codec.ack_stream(self.stream_id, n)
-        conn.schedule_flush()
-
-    # -- the channel ------------------------------------------------------------------------------
-    def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
-        if self.closed or self.local_done:
-            return
-        try:
-            block, content_length, present = response_block(status, headers)
-        except ResponseHeaderError as exc:
-            raise ValueError(str(exc)) from None
-        if present != 3:
-            block += _Defaults.get(self.server)[present]
-        self.resp_status = status
-        if self.no_body or status in NO_BODY_STATUS:
-            self.no_body = True
-            if end and content_length < 0 and self.head_only and status not in NO_BODY_STATUS:
-                block += _length_field(len(body))
-            body = b""
-        elif content_length >= 0:
-            self.resp_left = content_length
-            if body:
-                body = self._clip(body)
-        elif end:
-            block += _length_field(len(body))
-        sent = self.codec.send_response(self.stream_id, block, body, end)
-        if sent < 0:
-            self._close()
-            return
-        self.resp_bytes = sent
-        if sent == len(body):
-            if end:
-                self._finish_local()
-        else:
-            self.resp_bytes = 0
-            self._send_data(body, end)
-        if not self.conn.in_receive:
-            self.conn.schedule_flush()
-
-    def send_body(self, body: bytes, end: bool) -> None:
-        if self.closed or self.local_done:
-            return
-        if self.no_body:
-            body = b""
-        elif body and self.resp_left >= 0:
-            body = self._clip(body)
-        if body or end:
-            self._send_data(body, end)
-            if not self.conn.in_receive:
-                self.conn.schedule_flush()
-
-    def _clip(self, body: bytes) -> bytes:
-        left = self.resp_left
-        if len(body) > left:
-            logger.error("ASGI/WSGI app sent more body than its Content-Length; truncating")
-            body = body[:left]
-        self.resp_left = left - len(body)
-        return body
-
-    def _send_data(self, body: bytes, end: bool) -> None:
-        self.resp_bytes += len(body)
-        pending = self.pending
-        if pending is not None:
-            if body:
-                pending.append(memoryview(body))
-                self.pending_bytes += len(body)
-            self.pending_end = end
-            return
-        codec = self.codec
-        sid = self.stream_id
-        size = len(body)
-        if size <= codec.max_send_frame and size <= codec.window(sid):
-            if not codec.send_data(sid, body, end):
-                self._close()
-                return
-            if end:
-                self._finish_local()
-            return
-        self.pending = deque((memoryview(body),))
-        self.pending_bytes = size
-        self.pending_end = end
-        self.pump()
-
-    def pump(self) -> None:
-        """Send queued data as far as the flow-control windows allow."""
-        pending = self.pending
-        if pending is None or self.closed:
-            return
-        codec = self.codec
-        sid = self.stream_id
-        if not codec.is_open(sid):
-            self._close()
-            return
-        while pending:
-            window = codec.window(sid)
-            if window <= 0:
-                self.conn.blocked[sid] = self
-                break
-            chunk = pending[0]
-            size = min(window, codec.max_send_frame, len(chunk))
-            if size < len(chunk):
-                codec.send_data(sid, chunk[:size])
-                pending[0] = chunk[size:]
-            else:
-                pending.popleft()
-                codec.send_data(sid, chunk, end=not pending and self.pending_end and self.trailers is None)
-            self.pending_bytes -= size
-        if not pending:
-            if self.pending_end:
-                trailers = self.trailers
-                if trailers is not None:
-                    codec.send_headers(sid, trailers, end=True)
-                self._finish_local()
-            else:
-                self.pending = None
-        self.conn.schedule_flush()
-        if self.waiter is not None and not self.writing_paused:
-            self._wake()
-
-    def send_trailers(self, headers: Any) -> None:
-        if self.closed or self.local_done:
-            return
-        try:
-            trailers = encode_fields(trailer_headers(headers))
-        except ResponseHeaderError as exc:
-            raise ValueError(str(exc)) from None
-        if self.pending is not None:
-            self.trailers = trailers if trailers else None
-            self.pending_end = True
-            return
-        codec = self.codec
-        sent = codec.send_headers(self.stream_id, trailers, end=True) if trailers else \
-            codec.send_data(self.stream_id, b"", end=True)
-        if not sent:
-            self._close()
-            return
-        self._finish_local()
-        self.conn.schedule_flush()
-
-    def send_informational(self, status: int, headers: Any) -> None:
-        if self.closed or self.local_done or self.resp_status:
-            return
-        try:
-            block = encode_fields(informational_headers(status, headers))
-        except ResponseHeaderError as exc:
-            raise ValueError(str(exc)) from None
-        if not self.codec.send_headers(self.stream_id, block):
-            self._close()
-            return
-        self.conn.schedule_flush()
-
-    async def drain(self) -> None:
-        if self.closed or not self.writing_paused:
-            return
-        waiter = self.waiter
-        if waiter is None:
-            waiter = self.waiter = self.conn.loop.create_future()
-        await waiter
-
-    def want_body(self, cycle: Any) -> None:
-        self.wants = True
-        if self.head.expect_continue and not self.continue_sent and not self.resp_status and not self.closed:
-            self.continue_sent = True
-            self.send_informational(100, ())
-
-    def body_pressure(self, high: bool) -> None:
-        if high:
-            self.pressure = True
-        elif self.pressure:
-            self.pressure = False
-            self.since = self.server.now  # the window reopens: the client gets a full body timeout
-            if self.unacked or self.held:
-                self._ack_all()
-                self.conn.schedule_flush()
-
-    def _ack_all(self) -> None:
-        if self.unacked:
-            n, self.unacked = self.unacked, 0
-            self.codec.ack(self.stream_id, n)
-        if self.held:
-            n, self.held = self.held, 0
-            self.codec.ack_stream(self.stream_id, n)
-
-    def response_complete(self, cycle: Any) -> None:
-        if cycle is not self.cycle:
-            return
-        self.cycle = None
-        self.completed = True
-        self._release_slot()
-        self._exchange_done()
-        if not self.local_done and not self.closed:
-            # the cycle is done but END_STREAM was never sent (e.g. a trailers-less end): end it
-            if self.pending is not None:
-                self.pending_end = True
-            else:
-                self._send_data(b"", True)
-                self.conn.schedule_flush()
-        if self.unacked or self.held:
-            self._ack_all()
-
-    def abort(self, reason: str) -> None:
-        logger.debug("resetting HTTP/2 stream %d from %s: %s", self.stream_id, self.client, reason)
-        cycle = self.cycle
-        if cycle is not None:
-            self.cycle = None
-            if self.server.access_log:
-                self._log_access()
-        if not self.closed:
-            self.codec.reset_stream(self.stream_id, INTERNAL_ERROR)
-            self._close()
-            self.conn.schedule_flush()
-
-    def respond(self, status: int, headers: Any, body: bytes) -> None:
-        """A complete response produced by the server itself, not the app."""
-        self.cycle = marker = _SERVER_RESPONSE
-        self.send_head(status, headers, body, True)
-        self.response_complete(marker)
-
-    async def send_file_response(self, status: int, headers: Any, path: str) -> None:
-        """``http.response.pathsend`` and static files: chunked reads through ``send_body``/``drain``
-        (so HTTP/2 flow control applies), shared with TLS HTTP/1.1 in :mod:`.sendfile`."""
-        from .sendfile import send_file_response
-
-        await send_file_response(self, status, headers, path)
-
-    def _log_access(self) -> None:
-        head = self.head
-        client = self.client
-        record = AccessRecord(client[0] if client else "-", head.method, head.raw_path.decode("latin-1"),
-                              head.query, "HTTP/2", self.scheme, self.resp_status, self.resp_bytes, self.t0,
-                              head.headers)
-        log_access(self.server.access_fmt, record)
-
-
-class H2WebSocket(H2Stream):
-    """An RFC 8441 extended CONNECT stream: the *ws channel* of a WebSocket session
-    (contract in :mod:`django_granian.app.websocket`)."""
-
-    __slots__ = ("session",)
-
-    def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
-        super().__init__(conn, stream_id, head, remote_done)
-        self.session: Any = None
-
-    def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
-        if self.closed or self.local_done:
-            return
-        hdrs = [pair for pair in headers if pair[0].lower() not in _WS_SKIP]
-        try:
-            block, _, present = response_block(200, hdrs)
-        except ResponseHeaderError as exc:
-            raise ValueError(str(exc)) from None
-        self.resp_status = 200
-        if not self.codec.send_headers(self.stream_id, block + _Defaults.get(self.server)[present]):
-            self._close()
-            return
-        self.conn.schedule_flush()
-
-    def write(self, data: bytes) -> None:
-        if not self.closed and not self.local_done and data:
-            self._send_data(data, False)
-            self.conn.schedule_flush()
-
-    def close(self) -> None:
-        if not self.closed and not self.local_done:
-            if self.pending is not None:
-                self.pending_end = True
-                self.pump()
-            else:
-                self._send_data(b"", True)
-            self.conn.schedule_flush()
-
-    def abort(self, reason: str = "") -> None:  # type: ignore[override]
-        if not self.closed:
-            self.codec.reset_stream(self.stream_id, CANCEL)
-            self._close()
-            self.conn.schedule_flush()
-
-    def pause_reading(self) -> None:
-        self.pressure = True
-
-    def resume_reading(self) -> None:
-        self.body_pressure(False)
-
-
-_WS_SKIP = frozenset({b"connection", b"upgrade", b"sec-websocket-accept", b"transfer-encoding"})
+def websockets_enabled(server: ServerState) -> bool:
+    """RFC 8441 extended CONNECT is announced and accepted (``--ws`` and an interface that serves them)."""
+    return bool(server.config.ws) and server.interface is not None and server.interface.serves_websockets
 
 
 class HTTP2Protocol(asyncio.Protocol):
@@ -526,7 +78,7 @@ class HTTP2Protocol(asyncio.Protocol):
         config = server.config
         self.server = server
         self.loop = server.loop
-        self.conn = H2ServerConnection(self, **connection_options(config, _websockets_enabled(server)))
+        self.conn = H2ServerConnection(self, **connection_options(config, websockets_enabled(server)))
         self.conn.header_prefix = TABLE_SIZE_ZERO
         self.transport: Any = None
         self.client: tuple[str, int] | None = None
@@ -666,7 +218,7 @@ class HTTP2Protocol(asyncio.Protocol):
         server = self.server
         stream = H2Stream(self, sid, head, end)
         self.streams[sid] = stream
-        if self.access_log:
+        if self.access_log or server.metrics is not None:
             stream.t0 = time.perf_counter()
         if head.method == "CONNECT":
             self._on_connect(stream, head)
@@ -685,9 +237,7 @@ class HTTP2Protocol(asyncio.Protocol):
     def dispatch(self, stream: H2Stream, head: RequestHead) -> None:
         """Start the request cycle of ``stream``, which takes a --backpressure slot."""
         server = self.server
-        server.count_request()
-        server.slots_free -= 1
-        stream.counted = True
+        stream._take_slot()
         stream.since = server.now
         cycle = server.interface.http(stream, head)
         if cycle is None or stream.closed:  # answered by the server itself (prefix 404, static file, ...)
@@ -723,10 +273,7 @@ class HTTP2Protocol(asyncio.Protocol):
 
     def _on_connect(self, stream: H2Stream, head: RequestHead) -> None:
         """CONNECT: RFC 8441 extended CONNECT with ``:protocol websocket`` starts a WebSocket."""
-        if head.upgrade == b"websocket" and _websockets_enabled(self.server):
-            from ..app.websocket import start_websocket
-            from ..protocol.websocket import HandshakeError, check_h2_handshake
-
+        if head.upgrade == b"websocket" and websockets_enabled(self.server):
             try:
                 check_h2_handshake(head.method, "websocket", head.headers)
             except HandshakeError as exc:
@@ -735,7 +282,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 return
             ws = H2WebSocket(self, stream.stream_id, head, stream.remote_done)
             self.streams[ws.stream_id] = ws
-            session = start_websocket(self.server, ws, head)
+            session = self.server.interface.open_websocket(ws, head)
             if session is not None and not ws.closed:
                 ws.session = session
             return
@@ -1026,112 +573,3 @@ class HTTP2Protocol(asyncio.Protocol):
 
 
 # -- entry points ---------------------------------------------------------------------------------
-
-def _websockets_enabled(server: ServerState) -> bool:
-    if not server.config.ws or server.interface is None:
-        return False
-    from ..app.websocket import supports_websocket
-
-    return supports_websocket(server.interface)
-
-
-def preface_takeover(h1: Any, data: bytes) -> None:
-    """``state.h2_preface``: an ``--http auto`` connection opened with the HTTP/2 preface."""
-    HTTP2Protocol(h1.server).take_over(h1, data)
-
-
-_SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
-_HOP_HEADERS = frozenset({b"connection", b"upgrade", b"http2-settings", b"keep-alive", b"proxy-connection",
-                          b"transfer-encoding", b"te"})
-
-
-def h2c_upgrade(h1: Any, head: RequestHead) -> bool:
-    """``state.upgrades[b"h2c"]``: HTTP/1.1 ``Upgrade: h2c`` (RFC 7540 section 3.2).
-
-    Accepted for body-less requests over cleartext with exactly one ``HTTP2-Settings`` header;
-    otherwise False (the request is served over HTTP/1.1, as the RFC allows).
-    """
-    if h1.scheme != "http" or head.has_body:
-        return False
-    settings = [value for name, value in head.headers if name == b"http2-settings"]
-    if len(settings) != 1:
-        return False
-    server = h1.server
-    proto = HTTP2Protocol(server)
-    try:
-        proto.conn.initiate_upgrade(settings[0])
-    except ValueError:
-        return False
-    proto.started = True
-    from .h1 import CLOSED
-
-    transport = h1.transport
-    rest, h1.buf = h1.buf, b""
-    h1.phase = CLOSED  # the HTTP/1.1 protocol object is done with this connection
-    transport.write(_SWITCHING)
-    server.connections.discard(h1)
-    proto._attach(transport)
-    proto.scheme, proto.client, proto.server_addr = h1.scheme, h1.client, h1.server_addr
-    transport.set_protocol(proto)
-    proto._start()
-    headers = [pair for pair in head.headers if pair[0] not in _HOP_HEADERS]
-    upgraded = RequestHead(head.method, head.target, head.raw_path, head.query, "2", headers, 0, False, True,
-                           False, None, head.host)
-    stream = H2Stream(proto, 1, upgraded, True)
-    proto.streams[1] = stream
-    proto.in_receive = True
-    try:
-        if server.slots_free <= 0:  # --backpressure: wait for a slot, like any other stream
-            stream.parked = []
-            server.waiting.append(stream)
-        else:
-            proto.dispatch(stream, upgraded)
-    finally:
-        proto.in_receive = False
-    proto._flush()
-    if rest:
-        proto.data_received(rest)
-    return True
-
-
-def protocol_factory(state: ServerState, tls: bool) -> Callable[[], asyncio.Protocol]:
-    """The protocol factory for ``loop.create_server`` according to ``--http`` and TLS, registering
-    the HTTP/2 hooks of ``--http auto`` connections."""
-    from .h1 import HTTP1Protocol
-
-    mode = state.config.http
-    if mode == "2":
-        return lambda: HTTP2Protocol(state)
-    if mode == "auto":
-        state.h2_preface = preface_takeover
-        if not tls:
-            state.upgrades[b"h2c"] = h2c_upgrade
-    if not tls:
-        return lambda: HTTP1Protocol(state)
-    from .tls import TLSHTTP1Protocol
-
-    if mode == "1":
-        return lambda: TLSHTTP1Protocol(state)
-    return lambda: ALPNProtocol(state)
-
-
-class ALPNProtocol(asyncio.Protocol):
-    """Picks HTTP/2 or HTTP/1.1 from the ALPN protocol negotiated in the TLS handshake."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        ssl_object = transport.get_extra_info("ssl_object")
-        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        proto: asyncio.Protocol
-        if alpn == "h2":
-            proto = HTTP2Protocol(self.state)
-        else:
-            from .tls import TLSHTTP1Protocol
-
-            proto = TLSHTTP1Protocol(self.state)
-        transport.set_protocol(proto)
-        proto.connection_made(transport)

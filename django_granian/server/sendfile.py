@@ -8,8 +8,11 @@ HTTP/1.1 path drives ``os.sendfile`` itself on the connection's non-blocking soc
 until the transport's own write buffer (the response head) is flushed, then calls ``os.sendfile``
 until ``EAGAIN`` and waits for writability on a ``dup`` of the socket descriptor (the event loop
 refuses ``add_writer`` on a descriptor owned by a transport). The same code runs on the stock
-asyncio loop. TLS connections, HTTP/2 streams and any other channel get ``os.pread`` chunks through
-the channel's ``send_body``/``drain`` (flow control included).
+asyncio loop. Whether a channel can take a file that way is its capability
+(``channel.sendfile_socket()``: the descriptor, or -1): TLS connections, HTTP/2 streams, chunked
+responses and any other channel get ``os.pread`` chunks through the channel's ``send_body``/``drain``
+(flow control included). The channels reach this module through their ``send_file_response``,
+``send_fd_response`` and ``respond_fd`` (``server/channel.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ CHUNK_SIZE = 256 * 1024  # chunked path: bytes read per os.pread
 SENDFILE_MIN = 64 * 1024  # below this a read + write beats the sendfile set-up
 _HAVE_SENDFILE = hasattr(os, "sendfile")
 _ERROR_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
-_H1: Any = None
 
 
 class FileTruncated(OSError):
@@ -92,7 +94,7 @@ async def send_fd_response(conn: Any, status: int, headers: Any, fd: int, offset
         out.append((b"content-length", b"%d" % count))
         conn.send_head(status, out, b"", count == 0)
         conn = getattr(conn, "body_channel", conn)  # a response filter that leaves the body alone steps aside
-        if count and not _head_only(conn) and status >= 200 and status not in NO_BODY_STATUS:
+        if count and not conn.head_only and status >= 200 and status not in NO_BODY_STATUS:
             await send_fd(conn, fd, offset, count)
     finally:
         os.close(fd)
@@ -106,8 +108,9 @@ async def send_fd(conn: Any, fd: int, offset: int, count: int) -> None:
     connection is aborted (the Content-Length promise cannot be kept).
     """
     try:
-        if count >= SENDFILE_MIN and _zero_copy_ok(conn):
-            await _sendfile(conn, fd, offset, count)
+        sock_fd = conn.sendfile_socket() if count >= SENDFILE_MIN and _HAVE_SENDFILE else -1
+        if sock_fd >= 0:
+            await _sendfile(conn, sock_fd, fd, offset, count)
         else:
             await send_chunked(conn, fd, offset, count)
     except FileTruncated:
@@ -124,40 +127,12 @@ async def send_chunked(conn: Any, fd: int, offset: int, count: int, chunk_size: 
             await conn.drain()
         elif sent < count:
             await asyncio.sleep(0)  # let the channel flush (HTTP/2 writes once per loop iteration)
-        if _closed(conn):
+        if conn.gone:
             return
 
 
-def _closed(conn: Any) -> bool:
-    if getattr(conn, "closed", False):  # an HTTP/2 stream that was reset
-        return True
-    transport = getattr(conn, "transport", None)
-    return transport is not None and transport.is_closing()
-
-
-def _head_only(conn: Any) -> bool:
-    return bool(getattr(conn, "head_only", False))
-
-
-def _zero_copy_ok(conn: Any) -> bool:
-    global _H1
-    if not _HAVE_SENDFILE:
-        return False
-    if _H1 is None:
-        from .h1 import HTTP1Protocol
-
-        _H1 = HTTP1Protocol
-    if type(conn) is not _H1 or conn.resp_chunked:
-        return False
-    transport = conn.transport
-    if transport is None or transport.is_closing() or transport.get_extra_info("sslcontext") is not None:
-        return False
-    sock = transport.get_extra_info("socket")
-    return sock is not None and sock.fileno() >= 0
-
-
-async def _sendfile(conn: Any, fd: int, offset: int, count: int) -> None:
-    """``os.sendfile`` on an HTTP/1.1 connection's socket (see the module docstring)."""
+async def _sendfile(conn: Any, sock_fd: int, fd: int, offset: int, count: int) -> None:
+    """``os.sendfile`` to ``sock_fd``, an HTTP/1.1 connection's socket (see the module docstring)."""
     transport = conn.transport
     loop = conn.loop
     if transport.get_write_buffer_size():
@@ -172,7 +147,6 @@ async def _sendfile(conn: Any, fd: int, offset: int, count: int) -> None:
                 transport.set_write_buffer_limits(high=high, low=low)
         if transport.is_closing():
             return
-    sock_fd = transport.get_extra_info("socket").fileno()
     wait_fd = -1
     try:
         while count > 0:
@@ -182,7 +156,7 @@ async def _sendfile(conn: Any, fd: int, offset: int, count: int) -> None:
                 if wait_fd < 0:
                     wait_fd = os.dup(sock_fd)
                 await _writable(conn, loop, wait_fd)
-                if conn.phase == 3 or transport.is_closing():  # h1 CLOSED: the client went away
+                if conn.gone:  # the client went away
                     return
                 continue
             except InterruptedError:

@@ -21,6 +21,7 @@ from ..app.lifespan import LifespanFailure
 from ..app.loader import AppLoadError, detect_interface, load_target
 from ..config import Config, ConfigError
 from .h1 import HTTP1Protocol
+from .negotiate import protocol_factory
 from .sockets import bind_redirect, bind_sockets, describe_socket
 from .state import ServerState
 
@@ -259,12 +260,7 @@ class Server:
 
     def _protocol_factory(self, state: ServerState) -> Callable[[], asyncio.Protocol]:
         """HTTP/1.1, HTTP/2 or both (``--http auto``: h2c prior knowledge, ``Upgrade: h2c``, ALPN)."""
-        tls = self.config.tls_enabled
-        if self.config.http == "1" and not tls:
-            return lambda: HTTP1Protocol(state)
-        from .h2 import protocol_factory
-
-        return protocol_factory(state, tls)
+        return protocol_factory(state, self.config.tls_enabled)
 
     async def _shutdown(self, state: ServerState, interface: Any) -> None:
         for each in self.states or [state]:

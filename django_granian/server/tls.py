@@ -170,7 +170,7 @@ def _escape(value: str) -> str:
 class TLSHTTP1Protocol(HTTP1Protocol):
     """HTTP/1.1 over TLS: the plain HTTP/1.1 protocol plus the per-connection ASGI extensions."""
 
-    __slots__ = ("extensions",)
+    __slots__ = ()
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)

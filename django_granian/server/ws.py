@@ -1,38 +1,49 @@
-"""WebSocket over HTTP/1.1: the ``Upgrade: websocket`` takeover and the connection after it.
+"""WebSocket transports: HTTP/1.1 ``Upgrade: websocket`` and HTTP/2 extended CONNECT (RFC 8441).
 
-:func:`install` registers ``state.upgrades[b"websocket"]`` (only with ``--ws`` and an interface that
+Both are the *ws channel* of one :class:`~django_granian.app.websocket.WebSocketSession` (the
+contract is in ``app/websocket.py``); the session comes from the interface
+(``state.interface.open_websocket(channel, head)``: ``--url-path-prefix``, proxy headers, the app).
+
+HTTP/1.1: :func:`install` registers ``state.upgrades[b"websocket"]`` (only with ``--ws`` and an interface that
 serves WebSockets). The handler validates the handshake (400, or 426 with
 ``Sec-WebSocket-Version: 13``), then hands the transport over (``transport.set_protocol``) to a
 :class:`WSConnection`, which is the *ws channel* of one :class:`~django_granian.app.websocket.WebSocketSession`
 (contract in ``app/websocket.py``). Requests with ``Upgrade: websocket`` but another method than GET
 are served as ordinary HTTP. Everything else on the connection (keep-alive of normal requests)
 is untouched: only a request that asks for the upgrade leaves the HTTP/1.1 protocol.
+
+HTTP/2: :class:`H2WebSocket` is the stream of an accepted extended CONNECT (``server/h2.py`` validates
+the handshake and feeds it); frames travel in its DATA, END_STREAM is the close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..app.websocket import start_websocket, supports_websocket
 from ..futures import wake
 from ..logs import AccessRecord, log_access
+from ..protocol.fields import VALID_NAMES, check_name, check_value
+from ..protocol.h2conn import CANCEL
+from ..protocol.http2 import response_block
 from ..protocol.http11 import RequestHead, status_line
 from ..protocol.websocket import HandshakeError, accept_token, check_h1_handshake
+from .h2stream import Defaults, H2Stream
 from .state import ServerState
+
+if TYPE_CHECKING:
+    from .h2 import HTTP2Protocol
 
 logger = logging.getLogger("django_granian.server")
 
-_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _SWITCHING = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
 _SKIP = frozenset({b"connection", b"transfer-encoding", b"upgrade", b"sec-websocket-accept"})
 
 
 def install(state: ServerState) -> None:
     """Enable WebSockets over HTTP/1.1 Upgrade for this worker (called at start-up with ``--ws``)."""
-    if supports_websocket(state.interface):
+    if state.interface.serves_websockets:
         state.upgrades[b"websocket"] = handle_upgrade
 
 
@@ -59,7 +70,7 @@ def handle_upgrade(conn: Any, head: RequestHead) -> bool:
     transport.set_protocol(ws)
     if conn.reading_paused or conn.pressure_paused:
         transport.resume_reading()
-    session = start_websocket(server, ws, head)
+    session = server.interface.open_websocket(ws, head)
     if session is None or ws.closed:
         return True
     ws.session = session
@@ -85,7 +96,7 @@ class WSConnection(asyncio.Protocol):
         self.server_addr = h1.server_addr
         self.scheme = h1.scheme
         self.peer_trusted = h1.peer_trusted
-        self.extensions = getattr(h1, "extensions", None)
+        self.extensions = h1.extensions
         self.writing_paused = h1.writing_paused
         self.drain_waiter: asyncio.Future | None = None
         self.closed = False
@@ -232,9 +243,57 @@ class WSConnection(asyncio.Protocol):
 
 
 def _check_field(name: bytes, value: bytes) -> None:
-    if type(name) is not bytes or type(value) is not bytes:
-        raise TypeError("header names and values must be bytes")
-    if not _TOKEN_RE.fullmatch(name):
-        raise ValueError(f"invalid header name {name!r}")
-    if b"\r" in value or b"\n" in value or b"\x00" in value:
-        raise ValueError("header values must not contain CR, LF or NUL")
+    if name not in VALID_NAMES:
+        check_name(name)
+    check_value(value)
+
+
+class H2WebSocket(H2Stream):
+    """An RFC 8441 extended CONNECT stream: the *ws channel* of a WebSocket session
+    (contract in :mod:`django_granian.app.websocket`)."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
+        super().__init__(conn, stream_id, head, remote_done)
+        self.session: Any = None
+
+    def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.closed or self.local_done:
+            return
+        hdrs = [pair for pair in headers if pair[0].lower() not in _H2_SKIP]
+        block, _, present = response_block(200, hdrs)
+        self.resp_status = 200
+        if not self.codec.send_headers(self.stream_id, block + Defaults.get(self.server)[present]):
+            self._close()
+            return
+        self.conn.schedule_flush()
+
+    def write(self, data: bytes) -> None:
+        if not self.closed and not self.local_done and data:
+            self._send_data(data, False)
+            self.conn.schedule_flush()
+
+    def close(self) -> None:
+        if not self.closed and not self.local_done:
+            if self.pending is not None:
+                self.pending_end = True
+                self.pump()
+            else:
+                self._send_data(b"", True)
+            self.conn.schedule_flush()
+
+    def abort(self, reason: str = "") -> None:  # type: ignore[override]
+        if not self.closed:
+            self.codec.reset_stream(self.stream_id, CANCEL)
+            self._close()
+            self.conn.schedule_flush()
+
+    def pause_reading(self) -> None:
+        self.pressure = True
+
+    def resume_reading(self) -> None:
+        self.body_pressure(False)
+
+
+_H2_SKIP = frozenset({b"connection", b"upgrade", b"sec-websocket-accept", b"transfer-encoding"})

@@ -13,26 +13,22 @@ Accept-Encoding q-values; 304 on If-None-Match / If-Modified-Since; 206 / 416 fo
 (honouring If-Range; several ranges are ignored -> 200); 405 with ``Allow: GET, HEAD`` for other
 methods on a file; 404 for anything else under a route (or the app, with ``fallthrough=True``);
 302 from ``dir`` to ``dir/`` when the directory has the index file. Small files are answered from
-memory with one write; larger ones stream with :func:`~..server.sendfile.send_fd` (zero-copy
-``os.sendfile`` on plain-TCP HTTP/1.1). Responses go through the channel (``respond``/``send_head``
-+ ``response_complete``), so static hits are in the access log and metrics like any other.
+memory with one write; larger ones are opened here and handed to the channel's ``respond_fd``,
+which streams them (zero-copy ``os.sendfile`` on plain-TCP HTTP/1.1). Every response goes through
+the channel (``respond``/``respond_fd``, see ``server/channel.py``), so static hits are in the access
+log and metrics like any other; this package imports nothing from the server or the app layer.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import time
 from typing import Any, Callable, Iterable
 
-from ..server.h1 import ServerResponse
-from ..server.sendfile import send_fd
 from .entry import ImmutableTest, Redirect, StaticFile, Variant, build_static_file, hashed_name_test, stamp_of
 from .headers import UNSATISFIABLE, accept_encoding, coding_quality, etag_matches, http_date, parse_range
 from .paths import inside, split_request_path, url_for
-
-logger = logging.getLogger("django_granian.static")
 
 MAX_ENTRIES = 200_000  # files known by URL (scanned or found later); beyond that: resolved per request
 CACHE_FILE_MAX = 256 * 1024  # files up to this size are kept in memory ...
@@ -351,31 +347,7 @@ class StaticFiles:
             entry.checked = float("-inf")  # re-stat on the next request
             channel.respond(404, _NOT_FOUND, b"Not Found\n")
             return
-        marker = ServerResponse()
-        channel.cycle = marker
-        try:
-            channel.send_head(status, headers, b"", count == 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        if count == 0:
-            os.close(fd)
-            channel.response_complete(marker)
-            return
-        from ..app.http import start_task
-
-        start_task(_stream(channel, marker, fd, offset, count), channel.server.loop)
-
-
-async def _stream(channel: Any, marker: ServerResponse, fd: int, offset: int, count: int) -> None:
-    try:
-        await send_fd(channel, fd, offset, count)
-    except Exception as exc:  # noqa: BLE001
-        logger.error("static file body failed: %s", exc)
-        channel.abort("static file body failed")
-    finally:
-        os.close(fd)
-    channel.response_complete(marker)
+        channel.respond_fd(status, headers, fd, offset, count)
 
 
 # the file decides these; the rest of an app's headers (Content-Type, Content-Disposition, Cache-Control,

@@ -1,0 +1,355 @@
+"""One HTTP/2 request stream: the *channel* of its request cycle (see :mod:`.channel`).
+
+An :class:`H2Stream` offers the same channel methods as the HTTP/1.1 connection (``send_head``/
+``send_body``/``send_trailers``/``send_informational``/``drain``/``want_body``/``body_pressure``/
+``response_complete``/``abort``, and the shared ``respond``/``respond_fd``/``send_file_response``), so
+ASGI, WSGI, RSGI and static files work unchanged. Its connection (:class:`~.h2.HTTP2Protocol`) feeds
+it the request; the stream turns the response into frames of the sans-IO connection
+(:class:`~django_granian.protocol.h2conn.H2ServerConnection`) and writes them with the connection's
+coalesced flush. Response data beyond the peer's windows waits in a per-stream queue
+(``--http2-max-send-buffer-size`` makes the app's ``send`` wait); request data is acknowledged
+(WINDOW_UPDATE) as the request cycle takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from ..futures import wake
+from ..protocol.h2conn import INTERNAL_ERROR, NO_ERROR
+from ..protocol.http2 import encode_field, encode_fields, informational_headers, response_block, trailer_headers
+from ..protocol.http11 import NO_BODY_STATUS, RequestHead
+from .channel import Channel
+from .state import ServerState
+
+if TYPE_CHECKING:
+    from .h2 import HTTP2Protocol
+
+logger = logging.getLogger("django_granian.server")
+
+_SERVER_PAIR = (b"server", b"django-granian")
+
+
+class Defaults:
+    """The encoded ``date``/``server`` response fields, rebuilt when the per-second Date changes:
+    ``blocks[mask]`` holds the ones an app did not set (mask bit 1: it set ``date``, 2: ``server``)."""
+
+    date = b""
+    blocks: list[bytes] = [b"", b"", b"", b""]
+
+    @classmethod
+    def get(cls, server: ServerState) -> list[bytes]:
+        date = server.date
+        if date is not cls.date:
+            cls.date = date
+            date_field = encode_field(b"date", date[6:].strip())
+            server_field = encode_field(*_SERVER_PAIR) if server.server_header else b""
+            hsts = server.hsts  # --hsts: sent whatever the app set (one policy per server)
+            hsts_field = encode_field(b"strict-transport-security", hsts[27:-2]) if hsts else b""
+            cls.blocks = [date_field + server_field + hsts_field, server_field + hsts_field, date_field + hsts_field,
+                          hsts_field]
+        return cls.blocks
+
+
+def length_field(length: int) -> bytes:
+    return encode_field(b"content-length", b"%d" % length)
+
+
+class H2Stream(Channel):
+    """One request/response exchange: the channel of its request cycle."""
+
+    __slots__ = (
+        "conn", "codec", "stream_id", "transport", "pending", "pending_bytes", "pending_end", "trailers",
+        "local_done", "remote_done", "completed", "closed", "waiter", "pressure", "unacked", "received",
+        "continue_sent", "no_body", "held", "since", "wants",
+    )
+
+    def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
+        self.conn = conn
+        self.codec = conn.conn
+        self.stream_id = stream_id
+        self.head = head
+        self.cycle: Any = None
+        self.client = conn.client
+        self.server_addr = conn.server_addr
+        self.scheme = conn.scheme
+        self.peer_trusted = conn.peer_trusted
+        self.extensions = conn.extensions
+        self.transport = conn.transport
+        self.server = conn.server
+        self.pending: deque[memoryview] | None = None
+        self.pending_bytes = 0
+        self.pending_end = False
+        self.trailers: bytes | None = None
+        self.resp_status = 0
+        self.resp_bytes = 0
+        self.resp_left = -1
+        self.head_only = self.no_body = head.method == "HEAD"
+        self.local_done = False
+        self.remote_done = remote_done
+        self.completed = False
+        self.closed = False
+        self.waiter: asyncio.Future | None = None
+        self.pressure = False
+        self.unacked = 0
+        self.received = 0
+        self.t0 = 0.0
+        self.continue_sent = False
+        self.parked: list[bytes | None] | None = None  # waiting for a --backpressure slot: its body so far
+        self.counted = False  # holds a --backpressure slot
+        self.held = 0  # flow-controlled bytes whose connection window was given back, but not the stream's
+        self.since = 0.0  # --request-body-timeout: the head or the last DATA frame
+        self.wants = False  # the request cycle has asked for the body
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def writing_paused(self) -> bool:
+        return self.pending_bytes > self.conn.send_buffer_limit or self.conn.transport_paused
+
+    def _wake(self) -> None:
+        wake(self.waiter)
+        self.waiter = None
+
+    def _finish_local(self) -> None:
+        """END_STREAM (or trailers) has been sent."""
+        self.local_done = True
+        self.pending = None
+        if self.waiter is not None:
+            self._wake()
+        if not self.remote_done:
+            # the response is complete but the request body is not: stop it (RFC 9113 section 8.1)
+            self.remote_done = True
+            self.codec.reset_stream(self.stream_id, NO_ERROR)
+        self.conn.stream_done(self)
+
+    def _close(self) -> None:
+        """The stream is gone (reset by either side, or the connection was lost)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.local_done = self.remote_done = True
+        self.pending = None
+        self.pending_bytes = 0
+        self.parked = None  # a parked stream gives up its place in ServerState.waiting
+        self._release_slot()
+        self._wake()
+        self.conn.stream_done(self)
+
+    @property
+    def gone(self) -> bool:
+        return self.closed or self.transport.is_closing()
+
+    def _resume(self, buffered: list[bytes | None]) -> None:
+        """A --backpressure slot is free for this parked stream: dispatch it, then hand its cycle the
+        body received while it waited."""
+        conn = self.conn
+        conn.dispatch(self, self.head)
+        ended = False
+        for data in buffered:
+            if data is None:
+                ended = True
+                break
+            cycle = self.cycle
+            if cycle is not None and not self.completed and not self.closed:
+                if not conn.feed(self, cycle, data):
+                    break
+        if ended and not self.closed:
+            conn._on_end(self)
+        if self.held and not self.pressure:
+            n, self.held = self.held, 0
+            self.codec.ack_stream(self.stream_id, n)
+        conn.schedule_flush()
+
+    # -- the channel ------------------------------------------------------------------------------
+    def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
+        if self.closed or self.local_done:
+            return
+        block, content_length, present = response_block(status, headers)
+        if present != 3:
+            block += Defaults.get(self.server)[present]
+        self.resp_status = status
+        if self.no_body or status in NO_BODY_STATUS:
+            self.no_body = True
+            if end and content_length < 0 and self.head_only and status not in NO_BODY_STATUS:
+                block += length_field(len(body))
+            body = b""
+        elif content_length >= 0:
+            self.resp_left = content_length
+            if body:
+                body = self._clip(body, False)
+        elif end:
+            block += length_field(len(body))
+        sent = self.codec.send_response(self.stream_id, block, body, end)
+        if sent < 0:
+            self._close()
+            return
+        self.resp_bytes = sent
+        if sent == len(body):
+            if end:
+                self._finish_local()
+        else:
+            self.resp_bytes = 0
+            self._send_data(body, end)
+        if not self.conn.in_receive:
+            self.conn.schedule_flush()
+
+    def send_body(self, body: bytes, end: bool) -> None:
+        if self.closed or self.local_done:
+            return
+        if self.no_body:
+            body = b""
+        elif body and self.resp_left >= 0:
+            body = self._clip(body, False)  # END_STREAM ends the response, whatever its length
+        if body or end:
+            self._send_data(body, end)
+            if not self.conn.in_receive:
+                self.conn.schedule_flush()
+
+    def _send_data(self, body: bytes, end: bool) -> None:
+        self.resp_bytes += len(body)
+        pending = self.pending
+        if pending is not None:
+            if body:
+                pending.append(memoryview(body))
+                self.pending_bytes += len(body)
+            self.pending_end = end
+            return
+        codec = self.codec
+        sid = self.stream_id
+        size = len(body)
+        if size <= codec.max_send_frame and size <= codec.window(sid):
+            if not codec.send_data(sid, body, end):
+                self._close()
+                return
+            if end:
+                self._finish_local()
+            return
+        self.pending = deque((memoryview(body),))
+        self.pending_bytes = size
+        self.pending_end = end
+        self.pump()
+
+    def pump(self) -> None:
+        """Send queued data as far as the flow-control windows allow."""
+        pending = self.pending
+        if pending is None or self.closed:
+            return
+        codec = self.codec
+        sid = self.stream_id
+        if not codec.is_open(sid):
+            self._close()
+            return
+        while pending:
+            window = codec.window(sid)
+            if window <= 0:
+                self.conn.blocked[sid] = self
+                break
+            chunk = pending[0]
+            size = min(window, codec.max_send_frame, len(chunk))
+            if size < len(chunk):
+                codec.send_data(sid, chunk[:size])
+                pending[0] = chunk[size:]
+            else:
+                pending.popleft()
+                codec.send_data(sid, chunk, end=not pending and self.pending_end and self.trailers is None)
+            self.pending_bytes -= size
+        if not pending:
+            if self.pending_end:
+                trailers = self.trailers
+                if trailers is not None:
+                    codec.send_headers(sid, trailers, end=True)
+                self._finish_local()
+            else:
+                self.pending = None
+        self.conn.schedule_flush()
+        if self.waiter is not None and not self.writing_paused:
+            self._wake()
+
+    def send_trailers(self, headers: Any) -> None:
+        if self.closed or self.local_done:
+            return
+        trailers = encode_fields(trailer_headers(headers))
+        if self.pending is not None:
+            self.trailers = trailers if trailers else None
+            self.pending_end = True
+            return
+        codec = self.codec
+        sent = codec.send_headers(self.stream_id, trailers, end=True) if trailers else \
+            codec.send_data(self.stream_id, b"", end=True)
+        if not sent:
+            self._close()
+            return
+        self._finish_local()
+        self.conn.schedule_flush()
+
+    def send_informational(self, status: int, headers: Any) -> None:
+        if self.closed or self.local_done or self.resp_status:
+            return
+        block = encode_fields(informational_headers(status, headers))
+        if not self.codec.send_headers(self.stream_id, block):
+            self._close()
+            return
+        self.conn.schedule_flush()
+
+    async def drain(self) -> None:
+        if self.closed or not self.writing_paused:
+            return
+        waiter = self.waiter
+        if waiter is None:
+            waiter = self.waiter = self.conn.loop.create_future()
+        await waiter
+
+    def want_body(self, cycle: Any) -> None:
+        self.wants = True
+        if self.head.expect_continue and not self.continue_sent and not self.resp_status and not self.closed:
+            self.continue_sent = True
+            self.send_informational(100, ())
+
+    def body_pressure(self, high: bool) -> None:
+        if high:
+            self.pressure = True
+        elif self.pressure:
+            self.pressure = False
+            self.since = self.server.now  # the window reopens: the client gets a full body timeout
+            if self.unacked or self.held:
+                self._ack_all()
+                self.conn.schedule_flush()
+
+    def _ack_all(self) -> None:
+        if self.unacked:
+            n, self.unacked = self.unacked, 0
+            self.codec.ack(self.stream_id, n)
+        if self.held:
+            n, self.held = self.held, 0
+            self.codec.ack_stream(self.stream_id, n)
+
+    def response_complete(self, cycle: Any) -> None:
+        if cycle is not self.cycle:
+            return
+        self.cycle = None
+        self.completed = True
+        self._exchange_done()
+        if not self.local_done and not self.closed:
+            # the cycle is done but END_STREAM was never sent (e.g. a trailers-less end): end it
+            if self.pending is not None:
+                self.pending_end = True
+            else:
+                self._send_data(b"", True)
+                self.conn.schedule_flush()
+        if self.unacked or self.held:
+            self._ack_all()
+
+    def abort(self, reason: str) -> None:
+        logger.debug("resetting HTTP/2 stream %d from %s: %s", self.stream_id, self.client, reason)
+        cycle = self.cycle
+        if cycle is not None:
+            self.cycle = None
+            if self.server.access_log:
+                self._log_access()
+        if not self.closed:
+            self.codec.reset_stream(self.stream_id, INTERNAL_ERROR)
+            self._close()
+            self.conn.schedule_flush()

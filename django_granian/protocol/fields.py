@@ -19,6 +19,11 @@ class ResponseHeaderError(ValueError):
     """The application produced a header that cannot be sent."""
 
 
+def lowercase_token(name: bytes) -> bool:
+    """A valid HTTP/2 field name: a token without upper-case letters (RFC 9113 section 8.2.1)."""
+    return TOKEN_RE.fullmatch(name) is not None and name.lower() == name
+
+
 def check_name(name: Any) -> None:
     """Raise :class:`ResponseHeaderError` unless ``name`` is a bytes token; remembers good names."""
     if type(name) is not bytes:

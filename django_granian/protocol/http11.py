@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any, NoReturn
 
 from .errors import ProtocolError
+from .fields import TOKEN_RE
 
 __all__ = [
     "ChunkedDecoder", "Limits", "RequestHead", "not_http1", "parse_head", "status_line", "STRICTER_THAN_H11",
@@ -43,7 +44,6 @@ STRICTER_THAN_H11: dict[str, str] = {
     "limits": "heads, request lines, fields and bodies over the configured limits: 431/414/413",
 }
 
-_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _VERSION_RE = re.compile(rb"HTTP/[0-9]\.[0-9]")
 _HOST_RE = re.compile(rb"(?:\[[0-9A-Fa-f:.vV]+\]|[-A-Za-z0-9._~!$&'()*+,;=%]*)(?::[0-9]*)?")
 
@@ -221,7 +221,7 @@ def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
         raise _fail(400, "malformed HTTP version")
     method = _METHODS.get(raw_method)
     if method is None:
-        if not _TOKEN_RE.fullmatch(raw_method):
+        if not TOKEN_RE.fullmatch(raw_method):
             raise _fail(400, "invalid method")
         method = raw_method.decode("ascii")
     if not target or target.translate(None, _VCHAR):
@@ -281,7 +281,7 @@ def _parse(head: bytes, end: int, limits: Limits) -> RequestHead:
                     raise _fail(400, "obsolete line folding in header field")
                 if not colon:
                     raise _fail(400, "header field without colon")
-                if not _TOKEN_RE.fullmatch(name):
+                if not TOKEN_RE.fullmatch(name):
                     raise _fail(400, "invalid header field name")
                 lname = name.lower()
             elif not colon:
@@ -468,7 +468,7 @@ class ChunkedDecoder:
         if self._trailer_size > self._limits.max_field_size or len(self.trailers) >= self._limits.max_fields:
             raise _fail(431, "trailer section too large")
         name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN_RE.fullmatch(name):
+        if not colon or not TOKEN_RE.fullmatch(name):
             raise _fail(400, "invalid trailer field")
         value = value.strip(b" \t")
         if value.translate(None, _FIELD_VALUE_ALLOWED):

@@ -22,6 +22,7 @@ from typing import Any, Iterable
 from hpack import Encoder
 
 from .errors import ProtocolError
+from .fields import ResponseHeaderError, check_name, lowercase_token
 from .http11 import RequestHead
 
 __all__ = ["FloodGuard", "ResponseHeaderError", "connection_options", "encode_fields", "request_head",
@@ -32,14 +33,9 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Fields that are meaningful for one HTTP/1.1 connection only (RFC 9113 section 8.2.2).
 CONNECTION_SPECIFIC = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                                  b"upgrade"})
-_TOKEN_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-z]+")
 _BAD_VALUE_RE = re.compile(rb"[\r\n\x00]")
 _GOOD_NAMES: set[bytes] = set()
 _STATUS = {code: str(code).encode() for code in range(100, 1000)}
-
-
-class ResponseHeaderError(ValueError):
-    """The application produced a header that cannot be sent."""
 
 
 def connection_options(config: Any, websockets: bool = False) -> dict[str, Any]:
@@ -56,7 +52,6 @@ def connection_options(config: Any, websockets: bool = False) -> dict[str, Any]:
 
 
 _PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
-_NAME_RE = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-z]+")
 _VALUE_BAD_RE = re.compile(rb"[\r\n\x00]|^[ \t]|[ \t]$")
 _GOOD_REQUEST_NAMES: set[bytes] = set()
 
@@ -113,7 +108,7 @@ def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> Re
                 raise _malformed(f"invalid pseudo-header {name!r}")
             continue
         if name not in good:
-            if not _NAME_RE.fullmatch(name):
+            if not lowercase_token(name):
                 raise _malformed("invalid header name")
             if name in CONNECTION_SPECIFIC:
                 raise _malformed("connection-specific header")
@@ -174,7 +169,7 @@ def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> Re
 def check_trailers(headers: Iterable[tuple[bytes, bytes]]) -> None:
     """Request trailers must not carry pseudo-headers or invalid fields (they are then dropped)."""
     for name, value in headers:
-        if name[:1] == b":" or not _NAME_RE.fullmatch(name) or _VALUE_BAD_RE.search(value) is not None:
+        if name[:1] == b":" or not lowercase_token(name) or _VALUE_BAD_RE.search(value) is not None:
             raise _malformed("invalid trailer field")
 
 
@@ -237,11 +232,8 @@ def _bad_status(status: Any) -> bytes:
 
 
 def _check_name(name: Any) -> bytes:
-    if type(name) is not bytes:
-        raise ResponseHeaderError(f"header names must be bytes, got {type(name).__name__}")
+    check_name(name)
     lname = name.lower()
-    if not _TOKEN_RE.fullmatch(lname):
-        raise ResponseHeaderError(f"invalid header name {name!r}")
     if lname == name and len(_GOOD_NAMES) < 1024:
         _GOOD_NAMES.add(name)
     return lname

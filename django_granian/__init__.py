@@ -8,8 +8,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import Config as Config
-    from .server.server import Server as Server
-    from .server.server import serve as serve
+    from .serving import Server as Server
+    from .serving import serve as serve
 
 __all__ = ["Config", "Server", "serve", "__version__"]
 
@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:  # lazy: `import django_granian` stays cheap 
 
         return Config
     if name in ("Server", "serve"):
-        from .server import server
+        from . import serving
 
-        return getattr(server, name)
+        return getattr(serving, name)
     raise AttributeError(name)

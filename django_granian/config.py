@@ -641,7 +641,7 @@ def parse_value(opt: Option, value: Any, *, source: str = "command line") -> Any
             return int(value)
         if kind == "workers":
             if isinstance(value, str) and value.strip().lower() == "auto":
-                from .workers.sizing import auto_workers
+                from .sizing import auto_workers
 
                 return auto_workers()
             return int(value)

@@ -41,6 +41,6 @@ def run(config: Config) -> int:
         from .workers.supervisor import Supervisor
 
         return int(Supervisor(config).run())
-    from .server.server import Server
+    from .serving import Server
 
     return Server(config).run()

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from django_granian.app.scope import ProxyTrust
 from django_granian.config import Config
+from django_granian.protocol.proxy import ProxyTrust
 
 from .core_client import Conn, get
 

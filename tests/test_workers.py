@@ -14,8 +14,9 @@ import httpx
 import psutil
 import pytest
 
+from django_granian import sizing
 from django_granian.config import Config
-from django_granian.workers import needs_supervisor, sizing
+from django_granian.workers import needs_supervisor
 from tests.conftest import APPS, ROOT, free_port, start_server
 from tests.core_client import wait_until
 

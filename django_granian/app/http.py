@@ -2,6 +2,7 @@
 
 The transport side is a *channel* (see :class:`Channel`): it turns ``send_head``/``send_body`` into
 protocol bytes and feeds request body pieces back with ``feed_body``/``end_body``/``disconnect``.
+What every cycle does (running the app, its failures, the 500) is :class:`~.cycle.RequestCycle`.
 The app coroutine is started as an eager task, so an app that answers without awaiting anything
 real completes inside ``data_received`` with no loop iteration and one ``transport.write``.
 """
@@ -13,7 +14,7 @@ import logging
 from collections import deque
 from typing import Any, Awaitable, Callable, Protocol
 
-from ..futures import start_task, wake
+from .cycle import DONE, PENDING, STARTED, RequestCycle
 
 logger = logging.getLogger("django_granian.app")
 
@@ -53,35 +54,14 @@ class Channel(Protocol):
     def respond_fd(self, status: int, headers: Any, fd: int, offset: int, count: int) -> None: ...
 
 
-_START, _BODY, _DONE = 0, 1, 2
+_START, _BODY, _DONE = PENDING, STARTED, DONE  # no response yet; http.response.start received; done
 _EMPTY_REQUEST = {"type": "http.request", "body": b"", "more_body": False}
 
 
-class BodyWaiter:
-    """The transport-side events every request cycle shares (ASGI here, RSGI in rsgi.py): the end of the
-    request body and the client's disconnect both wake the app if it is waiting in ``waiter``."""
+class ASGIHTTPCycle(RequestCycle):
+    __slots__ = ("status", "headers", "body", "body_sent", "trailers_expected", "buffered")
 
-    __slots__ = ("waiter", "disconnected", "body_done")
-    waiter: asyncio.Future | None
-    disconnected: bool
-    body_done: bool
-
-    def end_body(self) -> None:
-        self.body_done = True
-        self._wake()
-
-    def disconnect(self) -> None:
-        self.disconnected = True
-        self._wake()
-
-    def _wake(self) -> None:
-        wake(self.waiter)
-        self.waiter = None
-
-
-class ASGIHTTPCycle(BodyWaiter):
-    __slots__ = ("app", "scope", "channel", "state", "status", "headers", "body", "body_sent",
-                 "loop", "trailers_expected", "buffered", "task")
+    interface = "ASGI"
 
     def __init__(self, app: ASGIApp, scope: dict, channel: Channel, loop: asyncio.AbstractEventLoop,
                  has_body: bool) -> None:
@@ -96,15 +76,12 @@ class ASGIHTTPCycle(BodyWaiter):
         self.body_done = not has_body
         self.body_sent = False  # the final http.request message was delivered
         self.buffered = 0
-        self.waiter: asyncio.Future | None = None
+        self.waiter = None
         self.disconnected = False
         self.trailers_expected = False
-        self.task: asyncio.Task | None = None
+        self.task = None
 
     # -- called by the transport -------------------------------------------------------------
-    def run(self) -> None:
-        self.task = start_task(self._run(), self.loop)
-
     def feed_body(self, data: bytes) -> None:
         if self.body is None or self.body_done:
             return
@@ -115,51 +92,28 @@ class ASGIHTTPCycle(BodyWaiter):
         self._wake()
 
     # -- the app side ------------------------------------------------------------------------
-    async def _run(self) -> None:
-        try:
-            await self.app(self.scope, self.receive, self.send)
-        except BaseException as exc:  # noqa: BLE001 - every app failure must end the response
-            self._app_failed(exc)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-        else:
-            if self.state != _DONE and not self.disconnected:
-                if self.state == _START or self.headers is not None:  # nothing written yet
-                    logger.error("ASGI app returned without starting a response (%s %s)",
-                                 self.scope["method"], self.scope["path"])
-                    self._send_500()
-                else:
-                    logger.error("ASGI app returned without completing the response (%s %s); closing "
-                                 "the connection", self.scope["method"], self.scope["path"])
-                    self.state = _DONE
-                    self.channel.abort("incomplete response")
+    def _invoke(self) -> Awaitable[None]:
+        return self.app(self.scope, self.receive, self.send)
 
-    def _app_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, asyncio.CancelledError) or (isinstance(exc, ClientDisconnected) and self.disconnected):
-            if self.state != _DONE:
+    def _describe(self) -> str:
+        return f"{self.scope['method']} {self.scope['path']}"
+
+    def _nothing_written(self) -> bool:
+        return self.state == _START or (self.state == _BODY and self.headers is not None)
+
+    def _client_gone(self, exc: BaseException) -> bool:
+        return isinstance(exc, asyncio.CancelledError) or (isinstance(exc, ClientDisconnected) and self.disconnected)
+
+    def _app_returned(self) -> None:
+        if self.state != _DONE and not self.disconnected:
+            if self._nothing_written():
+                logger.error("ASGI app returned without starting a response (%s)", self._describe())
+                self._send_500()
+            else:
+                logger.error("ASGI app returned without completing the response (%s); closing the connection",
+                             self._describe())
                 self.state = _DONE
-                self.channel.abort("cancelled")
-            return
-        if self.state == _START or (self.state == _BODY and self.headers is not None):  # nothing written yet
-            logger.error("Exception in ASGI application (%s %s)", self.scope["method"], self.scope["path"],
-                         exc_info=exc)
-            self._send_500()
-        elif self.state == _BODY:
-            logger.error("Exception in ASGI application after the response started (%s %s); closing the "
-                         "connection", self.scope["method"], self.scope["path"], exc_info=exc)
-            self.state = _DONE
-            self.channel.abort("application error")
-        else:
-            logger.error("Exception in ASGI application after the response completed (%s %s)",
-                         self.scope["method"], self.scope["path"], exc_info=exc)
-
-    def _send_500(self) -> None:
-        self.state = _DONE
-        if self.disconnected:
-            return
-        self.channel.send_head(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                     (b"connection", b"close")], b"Internal Server Error", True)
-        self.channel.response_complete(self)
+                self.channel.abort("incomplete response")
 
     async def receive(self) -> dict:
         if self.disconnected or self.state == _DONE:

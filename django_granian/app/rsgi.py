@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Awaitable, Iterator
 
 from ..futures import start_task
 from ..protocol.http11 import RequestHead
+from .cycle import DONE, PENDING, STARTED, RequestCycle
 from .encoding import encode_headers
-from .http import BodyWaiter
 from .interface import HTTPInterface
 from .scope import decode_path
 
@@ -122,13 +122,15 @@ def _encode_headers(headers: Any) -> Any:
         raise RSGIProtocolError(f"response {exc}") from None
 
 
-_PENDING, _STREAMING, _DONE = 0, 1, 2
+_PENDING, _STREAMING, _DONE = PENDING, STARTED, DONE  # no response yet; response_stream() began; done
 
 
-class RSGIHTTPCycle(BodyWaiter):
+class RSGIHTTPCycle(RequestCycle):
     """One HTTP request: the RSGI ``protocol`` object handed to the app."""
 
-    __slots__ = ("app", "scope", "channel", "loop", "state", "body", "stream_head", "task", "consumed")
+    __slots__ = ("body", "stream_head", "consumed")
+
+    interface = "RSGI"
 
     def __init__(self, app: Any, scope: Scope, channel: Any, loop: asyncio.AbstractEventLoop,
                  has_body: bool) -> None:
@@ -146,9 +148,6 @@ class RSGIHTTPCycle(BodyWaiter):
         self.consumed = False
 
     # -- transport side -------------------------------------------------------------------------
-    def run(self) -> None:
-        self.task = start_task(self._run(), self.loop)
-
     def feed_body(self, data: bytes) -> None:
         self.body.append(data)
         self._wake()
@@ -157,44 +156,25 @@ class RSGIHTTPCycle(BodyWaiter):
         self.waiter = self.loop.create_future()
         await self.waiter
 
-    async def _run(self) -> None:
-        try:
-            await self.app(self.scope, self)
-        except BaseException as exc:  # noqa: BLE001 - every failure must end the response
-            self._failed(exc)
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-            return
+    # -- the RequestCycle hooks -------------------------------------------------------------------
+    def _invoke(self) -> Awaitable[None]:
+        return self.app(self.scope, self)  # type: ignore[no-any-return]
+
+    def _describe(self) -> str:
+        return f"{self.scope.method} {self.scope.path}"
+
+    def _nothing_written(self) -> bool:
+        return self.state == _PENDING
+
+    def _client_gone(self, exc: BaseException) -> bool:
+        return isinstance(exc, (asyncio.CancelledError, RSGIProtocolClosed)) and self.disconnected
+
+    def _app_returned(self) -> None:
         if self.state == _STREAMING:
             self._finish_stream()
         elif self.state == _PENDING and not self.disconnected:
-            logger.error("RSGI app returned without a response (%s %s)", self.scope.method, self.scope.path)
-            self._error_500()
-
-    def _failed(self, exc: BaseException) -> None:
-        if isinstance(exc, (asyncio.CancelledError, RSGIProtocolClosed)) and self.disconnected:
-            if self.state != _DONE:
-                self.state = _DONE
-                self.channel.abort("client disconnected")
-            return
-        if self.state == _PENDING:
-            logger.error("Exception in RSGI application (%s %s)", self.scope.method, self.scope.path, exc_info=exc)
-            self._error_500()
-        elif self.state == _STREAMING:
-            logger.error("Exception in RSGI application after the response started (%s %s); closing the "
-                         "connection", self.scope.method, self.scope.path, exc_info=exc)
-            self.state = _DONE
-            self.channel.abort("application error")
-        else:
-            logger.error("Exception in RSGI application after the response (%s %s)", self.scope.method,
-                         self.scope.path, exc_info=exc)
-
-    def _error_500(self) -> None:
-        self.state = _DONE
-        if not self.disconnected:
-            self.channel.send_head(500, [(b"content-type", b"text/plain; charset=utf-8"),
-                                         (b"connection", b"close")], b"Internal Server Error", True)
-            self.channel.response_complete(self)
+            logger.error("RSGI app returned without a response (%s)", self._describe())
+            self._send_500()
 
     # -- request body -----------------------------------------------------------------------------
     async def __call__(self) -> bytes:
@@ -275,8 +255,7 @@ class RSGIHTTPCycle(BodyWaiter):
             await self.channel.send_file_response(status, headers, path, start, end)
         except FileNotFoundError:
             logger.error("RSGI response_file: %r does not exist", path)
-            self.state = _PENDING
-            self._error_500()
+            self._send_500()
             return
         except BaseException as exc:  # noqa: BLE001
             logger.error("RSGI file response failed (%s)", path, exc_info=exc)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..futures import start_task
 from ..protocol.websocket import INTERNAL_ERROR, NORMAL, Closed
+from .cycle import INTERNAL_ERROR_BODY, INTERNAL_ERROR_HEADERS
 from .http import ClientDisconnected
 from .websocket import CLOSED, CLOSING, CONNECTING, OPEN, WebSocketSession
 
@@ -49,7 +50,7 @@ class RSGIWebSocketSession(WebSocketSession):
                 return
             logger.error("Exception in RSGI application (WebSocket %s)", self.scope.path, exc_info=exc)
             if state == CONNECTING:
-                self.deny(500, [(b"content-type", b"text/plain; charset=utf-8")], b"Internal Server Error", True)
+                self.deny(500, INTERNAL_ERROR_HEADERS, INTERNAL_ERROR_BODY, True)
             elif state == OPEN:
                 WebSocketSession.close(self, INTERNAL_ERROR)
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):

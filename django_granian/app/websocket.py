@@ -78,6 +78,7 @@ from ..protocol.websocket import (
     negotiate_extensions,
     offered_subprotocols,
 )
+from .cycle import INTERNAL_ERROR_BODY, INTERNAL_ERROR_HEADERS
 from .http import ClientDisconnected
 from .scope import ASGI_VERSION, decode_path
 
@@ -91,7 +92,6 @@ QUEUE_LOW = 8
 FAIL_GRACE = 1.0  # seconds the app gets to read (and answer) the messages in front of a protocol violation
 
 _EMPTY = [(b"content-length", b"0")]
-_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class WebSocketSession:
@@ -399,7 +399,7 @@ class ASGIWebSocketSession(WebSocketSession):
             self._finish(Closed(ABNORMAL), close=False)
 
     def _respond_500(self) -> None:
-        self.deny(500, _TEXT, b"Internal Server Error", True)
+        self.deny(500, INTERNAL_ERROR_HEADERS, INTERNAL_ERROR_BODY, True)
 
     async def asgi_receive(self) -> dict:
         if not self.connect_sent:

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any, Callable, Iterable
 
 from ..protocol.http11 import RequestHead
+from .cycle import INTERNAL_ERROR_BODY, INTERNAL_ERROR_HEADERS
 from .encoding import encode_headers
 from .interface import HTTPInterface
 from .scope import strip_prefix, wsgi_path
@@ -28,8 +29,6 @@ STREAM_HIGH_WATER = 256 * 1024
 INPUT_HIGH_WATER = 256 * 1024
 _STATUS_CODES: dict[str, int] = {}  # valid WSGI status lines -> their code
 _FILE_TASKS: set[asyncio.Task] = set()  # file responses being sent by the event loop
-_ERROR_HEADERS = ((b"content-type", b"text/plain; charset=utf-8"), (b"connection", b"close"))
-_ERROR_BODY = b"Internal Server Error"
 
 
 class FileWrapper:
@@ -280,7 +279,7 @@ class WSGICycle:
         """The channel refused the app's headers (nothing was written): log it and answer 500."""
         logger.error("invalid WSGI response headers (%s %s): %s", self.environ.get("REQUEST_METHOD"),
                      self.environ.get("PATH_INFO"), exc)
-        self.channel.send_head(500, _ERROR_HEADERS, _ERROR_BODY, True)
+        self.channel.send_head(500, INTERNAL_ERROR_HEADERS, INTERNAL_ERROR_BODY, True)
 
     def _finish(self) -> None:
         if not self.finished:
@@ -398,7 +397,7 @@ class WSGICycle:
             logger.error("Exception in WSGI application (%s %s)", env.get("REQUEST_METHOD"),
                          env.get("PATH_INFO"), exc_info=exc)
             self.head_sent = True
-            self.loop.call_soon_threadsafe(self._deliver_head, 500, _ERROR_HEADERS, _ERROR_BODY, True)
+            self.loop.call_soon_threadsafe(self._deliver_head, 500, INTERNAL_ERROR_HEADERS, INTERNAL_ERROR_BODY, True)
         else:
             logger.error("Exception in WSGI application after the response started (%s %s); closing the "
                          "connection", env.get("REQUEST_METHOD"), env.get("PATH_INFO"), exc_info=exc)

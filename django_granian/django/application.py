@@ -2,7 +2,7 @@
 
 ``application`` (this module's lazy attribute, the app target of ``manage.py granian``) is a
 :class:`DjangoProject`. The server asks it for its interface through ``__django_granian_interface__``
-(see ``server.server.build_interface``); it is also a plain ASGI app when embedded elsewhere.
+(see ``serving.build_interface``); it is also a plain ASGI app when embedded elsewhere.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from ..cli import collect_values
 from ..config import OPTIONS, Config, ConfigError, _suggest, parse_value
-from ..workers.sizing import auto_workers, cpu_count
+from ..sizing import auto_workers, cpu_count
 
 APP_TARGET = "django_granian.django.application:application"
 SOURCE_GRANIAN = "settings.GRANIAN"

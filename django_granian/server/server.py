@@ -1,10 +1,11 @@
-"""One worker's server: load the app, bind, serve until stopped, shut down gracefully.
+"""One worker's server, the transport side: bind, listen, serve until stopped, shut down gracefully.
 
-Embedding API::
-
-    from django_granian import Config, Server, serve
-    Server(Config(app="mod:app", interface="asgi")).run()      # blocking, handles signals
-    await serve(app, Config(interface="asgi", port=0))          # inside a running loop
+:class:`BaseServer` owns the event loop (``run``), the signals, the listening sockets with the right
+protocol factory (:mod:`.negotiate`), the per-worker :class:`~.state.ServerState`, the banner and the
+graceful shutdown of every connection. What it serves comes from :meth:`BaseServer.make_interface`:
+the application side (load the app, build its interface, add the static file engine) is
+``serving.py``'s :class:`~django_granian.serving.Server`, the public ``django_granian.Server``, so
+this layer imports nothing from ``app/`` or ``static_files/``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import socket
 import sys
 from typing import Any, Callable
 
-from ..app.lifespan import LifespanFailure
-from ..app.loader import AppLoadError, detect_interface, load_target
 from ..config import Config, ConfigError
 from .h1 import HTTP1Protocol
 from .negotiate import protocol_factory
 from .sockets import bind_redirect, bind_sockets, describe_socket
 from .state import ServerState
+from .ws import install as install_websockets
 
 logger = logging.getLogger("django_granian")
 
@@ -54,31 +54,9 @@ def loop_name(loop: asyncio.AbstractEventLoop) -> str:
     return "uvloop" if module == "uvloop" else ("rloop" if module == "rloop" else "asyncio")
 
 
-def build_interface(config: Config, app: Any, state: ServerState) -> Any:
-    make = getattr(app, "__django_granian_interface__", None)
-    if make is not None:  # the app picks its own interface (the Django integration's fast path)
-        return make(config, state)
-    kind = config.interface
-    if kind == "auto":
-        kind = detect_interface(app)
-    if kind in ("asgi", "asginl"):
-        from ..app.asgi import ASGIInterface
+class BaseServer:
+    """Serves what :meth:`make_interface` returns (see the module docstring)."""
 
-        return ASGIInterface(app, state, "off" if kind == "asginl" else config.lifespan)
-    if kind == "wsgi":
-        from ..app.wsgi import WSGIInterface
-
-        return WSGIInterface(app, state, config.threads_for("wsgi"), multiprocess=config.workers > 1)
-    if kind == "rsgi":
-        try:
-            from ..app.rsgi import RSGIInterface  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise ConfigError("--interface rsgi is not available in this version") from None
-        return RSGIInterface(app, state)
-    raise ConfigError(f"--interface: unknown interface {kind!r}")
-
-
-class Server:
     def __init__(self, config: Config, app: Any = None) -> None:
         self.config = config
         self.app = app
@@ -91,7 +69,7 @@ class Server:
         self.exit_code = EXIT_OK
         self.addresses: list[str] = []
         self.interface: Any = None
-        self.on_started: Callable[[Server], None] | None = None
+        self.on_started: Callable[[BaseServer], None] | None = None
         self._own_sockets = False
         self.certs: Any = None  # ServerCertificates of the HTTPS listener
         self.states: list[ServerState] = []  # the app's state, then the --http-redirect-port listener's
@@ -130,12 +108,9 @@ class Server:
                               redirect: list[socket.socket] | None = None) -> int:
         try:
             await self.serve(sockets, redirect)
-        except (ConfigError, AppLoadError) as exc:
+        except ConfigError as exc:
             logger.error("%s", exc)
             return EXIT_CONFIG
-        except LifespanFailure as exc:
-            logger.error("Application startup failed: %s", exc)
-            return EXIT_STARTUP
         return self.exit_code
 
     def handle_exit(self, sig: int | None = None) -> None:
@@ -162,14 +137,9 @@ class Server:
         self._stop = asyncio.Event()
         if self.started is None or self.started._loop not in (None, loop):  # type: ignore[attr-defined]
             self.started = asyncio.Event()
-        app = self.app
-        if app is None:
-            if not config.app:
-                raise ConfigError("no application given (APP argument, GRANIAN_APP or Config(app=...))")
-            app = load_target(config.app, factory=config.factory)
         state = self.state = ServerState(config, None, loop)
         self.states = [state]
-        interface = self.interface = build_interface(config, app, state)
+        interface = self.interface = self.make_interface(state)
         state.interface = interface
         self._install_extras(state)
         await interface.startup()
@@ -200,37 +170,14 @@ class Server:
         finally:
             await self._shutdown(state, interface)
 
+    def make_interface(self, state: ServerState) -> Any:
+        """The application side for ``state.interface`` (``app/interface.py`` ``HTTPInterface``)."""
+        raise NotImplementedError
+
     def _install_extras(self, state: ServerState) -> None:
-        """Static files and other per-worker engines (no-ops when not configured)."""
+        """Per-worker engines registered on the state at start-up (no-ops when not configured)."""
         if self.config.ws:
-            from .ws import install as install_websockets
-
             install_websockets(state)
-        config = self.config
-        engines: list[Any] = []
-        if config.static_path_mount:
-            try:
-                from ..static_files.files import StaticFiles  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:
-                raise ConfigError("--static-path-mount: static file serving is not available") from None
-            engines.append(StaticFiles.from_config(config))
-        if config.media_path_mount:
-            from ..static_files.media import media_files
-
-            engines.append(media_files(config))
-        if engines:
-            from ..static_files.files import Engines
-
-            state.static = engines[0] if len(engines) == 1 else Engines(engines)
-        internal = None
-        if config.x_accel_route or config.x_sendfile_root:
-            from ..static_files.accel import InternalFiles
-
-            internal = InternalFiles.from_config(config)
-        if config.compress or internal is not None:
-            from ..app.filters import build_filters
-
-            state.filters = build_filters(config, internal)
 
     def _ssl_context(self) -> Any:
         """The HTTPS listener's context; its certificate is reloaded while serving (server/certs.py)."""
@@ -352,12 +299,3 @@ def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> N
 
 def OPTION_FLAG(name: str) -> str:
     return "--" + name.replace("_", "-")
-
-
-async def serve(app: Any, config: Config | None = None, *, sockets: list[socket.socket] | None = None) -> None:
-    """Serve ``app`` inside the running event loop until cancelled."""
-    server = Server(config or Config(), app)
-    try:
-        await server.serve(sockets)
-    except asyncio.CancelledError:
-        raise

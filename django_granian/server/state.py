@@ -7,9 +7,9 @@ from collections import deque
 from email.utils import formatdate
 from typing import Any, Callable
 
-from ..app.scope import ProxyTrust
 from ..config import Config
 from ..protocol.http11 import Limits
+from ..protocol.proxy import ProxyTrust
 
 SERVER_HEADER = b"server: django-granian\r\n"
 

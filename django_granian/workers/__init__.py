@@ -1,4 +1,4 @@
-"""Multi-process serving: the supervisor, its workers, reload, metrics and worker sizing."""
+"""Multi-process serving: the supervisor, its workers, reload and metrics (worker sizing is ``sizing.py``)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,9 @@ import traceback
 from typing import Any, NoReturn
 
 from ..config import Config
-from ..server.server import Server
+from ..server.server import BaseServer
 from ..server.state import ServerState
+from ..serving import Server
 
 logger = logging.getLogger("django_granian")
 
@@ -101,7 +102,7 @@ class Worker:
         self.chan.setblocking(False)
         loop.add_reader(self.chan.fileno(), self._on_chan)
 
-    def started(self, server: Server) -> None:
+    def started(self, server: BaseServer) -> None:
         self.ready = True
         self.send(MSG_READY)
         if self.metrics is not None:

@@ -1,5 +1,7 @@
 """Worker sizing from the machine: ``--workers auto`` and the Django integration's defaults.
 
+A leaf module (it imports none of the package): ``config.py`` resolves ``--workers auto`` with it.
+
 The rule: one worker per CPU this process may use, capped so that every worker has a memory budget
 (256 MiB by default) out of the memory currently available, and at least one worker.
 

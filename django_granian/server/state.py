@@ -1,4 +1,8 @@
-"""Per-worker state shared by every connection: config, app interface, limits, clock, Date header."""
+"""Per-worker state shared by every connection: config, app interface, limits, clock, Date header.
+
+The few attributes that hold objects of higher layers are how those layers are reached without an
+import pointing upwards (see tests/test_layers.py); each says who sets it.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,9 @@ class ServerState:
 
     def __init__(self, config: Config, interface: Any, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
-        self.interface = interface  # app/interfaces: creates request cycles
+        # set by BaseServer.serve (from make_interface: serving.py): app/interface.py HTTPInterface, the
+        # transports' way to the app (http(), open_websocket(), serves_websockets)
+        self.interface = interface
         self.loop = loop
         self.limits = Limits(
             max_head=config.http1_buffer_size,
@@ -51,14 +57,21 @@ class ServerState:
         # wait in `waiting` (one FIFO: objects with ``parked``, None once they gave up, and ``unpark()``)
         self.slots_free = config.backpressure or max(1, config.backlog // config.workers)
         self.waiting: deque[Any] = deque()
-        self.on_request: Callable[[], None] | None = None  # set by the worker when max-requests applies
-        self.metrics: Any = None  # set by the worker when --metrics is on
-        self.static: Any = None  # static file engine, when mounts are configured
-        self.filters: Any = None  # app/filters.ResponseFilters (compression, X-Accel), set by Server._install_extras
-        # Extension hooks (registered at worker start-up by the features that need them):
-        # ``upgrades[b"websocket"](conn, head) -> bool`` takes over an HTTP/1.1 Upgrade request
-        # (returns False to let it be served as plain HTTP); ``h2_preface(conn, data)`` takes over
-        # a connection whose first bytes are the HTTP/2 connection preface (prior knowledge).
+        # set by workers/worker.py with --workers-max-requests: called for every request (count_request)
+        self.on_request: Callable[[], None] | None = None
+        # set by workers/worker.py with --metrics: workers/metrics.py WorkerMetrics, told of connections and responses
+        self.metrics: Any = None
+        # set by serving.py with --static-path-mount / --media-path-mount: static_files/files.py StaticFiles
+        # (or Engines of several), asked by HTTPInterface.http before the app
+        self.static: Any = None
+        # set by serving.py with --compress / X-Accel-Redirect: app/filters.py ResponseFilters, wrapping the
+        # channel of every request cycle (HTTPInterface.http)
+        self.filters: Any = None
+        # HTTP/1.1 hooks registered at start-up, so that h1.py imports neither WebSockets nor HTTP/2:
+        # ``upgrades[b"websocket"](conn, head) -> bool`` (set by server/ws.py install, with --ws) and
+        # ``upgrades[b"h2c"]`` (server/negotiate.py, --http auto) take over an Upgrade request (False:
+        # serve it as plain HTTP); ``h2_preface(conn, data)`` (negotiate.py, --http auto) takes over a
+        # connection whose first bytes are the HTTP/2 connection preface (prior knowledge).
         self.upgrades: dict[bytes, Callable[[Any, Any], bool]] = {}
         self.h2_preface: Callable[[Any, bytes], None] | None = None
         self.ssl = False

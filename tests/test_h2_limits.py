@@ -12,9 +12,16 @@ import h2.events
 from h2.errors import ErrorCodes
 
 from django_granian.protocol.h2conn import WINDOW_UPDATE, H2ServerConnection, frame
+from tests.core_client import wait_until
 from tests.test_http2 import H2Client
 
 APP = ["--interface", "asgi", "h2_apps:app"]
+PARKED = "waits for a --backpressure slot"  # the server's debug line for a request that waits for a slot
+
+
+def parked(srv, n: int) -> None:
+    """Wait until the server has said ``n`` times that a request waits for a slot (needs --log-level debug)."""
+    wait_until(lambda: srv.output().count(PARKED) >= n, what=lambda: f"{n} parked requests in:\n{srv.output()}")
 
 
 def seen(port: int) -> dict:
@@ -50,16 +57,17 @@ def listen(client: H2Client, seconds: float) -> None:
 def test_backpressure_streams_and_http1_share_one_fifo(server_factory):
     """With one slot: a running stream, a parked stream with a body (its window stays closed while it
     waits), and an HTTP/1.1 request behind it run one at a time, in arrival order, none failing."""
-    with server_factory([*APP, "--backpressure", "1", "--http2-initial-stream-window-size", "65535"]) as srv:
+    args = [*APP, "--backpressure", "1", "--http2-initial-stream-window-size", "65535", "--log-level", "debug"]
+    with server_factory(args) as srv:
         client = H2Client(srv.port)
         a = client.request("/counted?a&1.5")
-        time.sleep(0.2)  # a is in the app (/__seen would wait for a slot too)
-        b = client.request("/counted?b", method="POST", body=b"x" * 1000, end=False)  # parked
-        time.sleep(0.2)
+        wait_until(srv.logged("counted a started"))  # (/__seen would wait for a slot too)
+        b = client.request("/counted?b", method="POST", body=b"x" * 1000, end=False)
+        parked(srv, 1)
         results: list[bytes] = []
         h1 = threading.Thread(target=h1_get, args=(srv.port, "/counted?c", results))
         h1.start()
-        time.sleep(0.3)
+        parked(srv, 2)
         listen(client, 0.3)
         assert not client.of(b, h2.events.WindowUpdated)  # nothing of b's window given back while it waits
         # more than the window: the client blocks until b is dispatched, after a
@@ -79,14 +87,14 @@ def test_backpressure_streams_and_http1_share_one_fifo(server_factory):
 
 
 def test_backpressure_parked_stream_reset_or_connection_closed_gives_up_its_place(server_factory):
-    with server_factory([*APP, "--backpressure", "1"]) as srv:
+    with server_factory([*APP, "--backpressure", "1", "--log-level", "debug"]) as srv:
         client = H2Client(srv.port)
         a = client.request("/counted?a&1")
-        time.sleep(0.2)  # a is in the app (/__seen would wait for a slot too)
+        wait_until(srv.logged("counted a started"))  # (/__seen would wait for a slot too)
         b = client.request("/counted?b")  # parked, then reset by the client
         other = H2Client(srv.port)
         other.request("/counted?d", method="POST", body=b"partial", end=False)  # parked, then its connection closes
-        time.sleep(0.2)
+        parked(srv, 2)
         client.conn.reset_stream(b, ErrorCodes.CANCEL)
         client.flush()
         other.close()
@@ -165,7 +173,7 @@ def test_request_body_timeout_does_not_run_while_parked(server_factory):
     with server_factory([*APP, "--request-body-timeout", "2", "--backpressure", "1"]) as srv:
         client = H2Client(srv.port)
         a = client.request("/counted?a&3.5")
-        time.sleep(0.2)  # a is in the app (/__seen would wait for a slot too)
+        wait_until(srv.logged("counted a started"))
         b = client.request("/watch-body", method="POST", body=b"abc", end=False, headers=[("content-length", "6")])
         assert client.response(a)[1] == b"a:"  # b waited 3.5 s for its slot
         client.send_body(b, b"def", end=True)

@@ -31,6 +31,7 @@ from django_granian.protocol.http2 import (
     response_block,
     response_headers,
 )
+from tests.core_client import wait_until
 
 APP = ["--interface", "asgi", "h2_apps:app"]
 BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/p?q=1"), (b":authority", b"example.com")]
@@ -472,7 +473,7 @@ def test_graceful_shutdown_goaway_lets_streams_finish(server_factory):
         client = H2Client(srv.port)
         assert client.response(client.request("/"))[1] == b"Hello, world!"
         sid = client.request("/slow?1.5")
-        time.sleep(0.3)  # let the request reach the app
+        wait_until(srv.logged("slow started"))
         srv.proc.send_signal(signal.SIGTERM)
         client.pump(lambda: client.goaway() is not None)
         assert client.goaway().error_code == ErrorCodes.NO_ERROR
@@ -501,28 +502,24 @@ def test_keep_alive_ping_and_idle(server_factory):
         client = H2Client(srv.port)
         client.response(client.request("/"))
         client.pump(lambda: any(isinstance(e, h2.events.PingReceived) for e in client.events), timeout=10)
-        # stop reading: no PING ACKs -> the server closes the connection
-        deadline = time.monotonic() + 10
+        # stop answering (what arrives is read and dropped): no PING ACKs -> the server closes the connection
         client.sock.settimeout(0.2)
-        gone = False
-        while time.monotonic() < deadline and not gone:
-            time.sleep(0.5)
+
+        def closed() -> bool:
             try:
-                if client.sock.recv(65536) == b"":
-                    gone = True
+                return client.sock.recv(65536) == b""
             except TimeoutError:
-                pass
+                return False
             except OSError:
-                gone = True
-        assert gone
+                return True
+
+        wait_until(closed, timeout=10, interval=0.3, what="the server closing the connection")
         client.close()
 
 
 def test_server_answered_streams_are_logged(server_factory):
     """A body over --limit-request-body is answered 413 by the server for the app: the exchange is in
     the access log once, with its method and path, like any response."""
-    from tests.core_client import wait_until
-
     with server_factory([*APP, "--access-log", "--limit-request-body", "10"]) as srv:
         client = H2Client(srv.port)
         sid = client.request("/echo", method="POST", body=b"x" * 20)

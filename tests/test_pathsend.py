@@ -7,9 +7,8 @@ import os
 import re
 import socket
 import ssl
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 import psutil
@@ -95,6 +94,30 @@ def test_large_file_with_bounded_memory(app_server: Any) -> None:
         big.unlink()
 
 
+def unsent_bytes(server_port: int, client_port: int) -> int:
+    """What the server's end of a loopback connection has queued and the client not yet taken (the
+    kernel's tx_queue in /proc/net/tcp)."""
+    want = (f"0100007F:{server_port:04X}", f"0100007F:{client_port:04X}")
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if (fields[1], fields[2]) == want:
+            return int(fields[4].split(":")[0], 16)
+    return 0
+
+
+def stalled(server_port: int, client_port: int) -> Callable[[], bool]:
+    """A check for wait_until: the server's send queue is not empty and stopped moving (it waits for
+    the socket to become writable: EAGAIN)."""
+    last = [-1]
+
+    def check() -> bool:
+        now = unsent_bytes(server_port, client_port)
+        moved, last[0] = now != last[0], now
+        return now > 0 and not moved
+
+    return check
+
+
 def test_client_gone_mid_file(app_server: Any) -> None:
     """A client that stops reading and disconnects: no stuck task, no leaked descriptor."""
     big = app_server.folder / "gone.bin"
@@ -108,7 +131,7 @@ def test_client_gone_mid_file(app_server: Any) -> None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 sock.sendall(b"GET /file/gone.bin HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert sock.recv(4096).startswith(b"HTTP/1.1 200")
-                time.sleep(0.2)  # the server is now blocked on a full socket buffer (EAGAIN)
+                wait_until(stalled(app_server.port, sock.getsockname()[1]), interval=0.05, what="a full socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         assert app_server.client.get("/file/small.txt").content == b"hello pathsend\n"
         wait_until(lambda: server.num_fds() <= fds_before, what="descriptors released")

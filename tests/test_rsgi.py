@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from .conftest import http_request
+from .core_client import wait_until
 
 
 @pytest.fixture
@@ -93,14 +94,9 @@ def test_errors_give_500_and_keep_serving(rsgi):
 def test_client_disconnect_is_reported(rsgi):
     sock = socket.create_connection(("127.0.0.1", rsgi.port))
     sock.sendall(b"GET /disconnect HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
+    wait_until(rsgi.logged("waiting for the disconnect"))  # the request is in the app
     sock.close()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if rsgi.marker.exists() and "disconnected" in rsgi.marker.read_text():
-            break
-        time.sleep(0.05)
-    assert "disconnected" in rsgi.marker.read_text()
+    wait_until(lambda: rsgi.marker.exists() and "disconnected" in rsgi.marker.read_text(), what="the app told")
 
 
 def test_rsgi_del_runs_on_shutdown(rsgi):
@@ -112,10 +108,7 @@ def test_rsgi_del_runs_on_shutdown(rsgi):
 def test_access_log_under_rsgi(server_factory):
     with server_factory(["--access-log", "rsgi_apps:app"]) as srv:
         httpx.get(srv.url + "/bytes?q=1")
-        deadline = time.monotonic() + 5
-        while "/bytes" not in srv.output() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        line = [ln for ln in srv.output().splitlines() if "/bytes" in ln][0]
+        line = [ln for ln in wait_until(srv.logged("/bytes")).splitlines() if "/bytes" in ln][0]
     assert '"GET /bytes HTTP/1.1" 201' in line
 
 

@@ -13,7 +13,7 @@ what the two protocols share:
   (big static files, streamed);
 - file bodies of the app's responses (:meth:`Channel.send_file_response` for ASGI pathsend and RSGI,
   :meth:`Channel.send_fd_response` for WSGI's ``wsgi.file_wrapper``), through :mod:`.sendfile`;
-- waiting for a ``--backpressure`` slot (:meth:`Channel.unpark`);
+- waiting for a ``--backpressure`` slot (:meth:`Channel._park`, :meth:`Channel.unpark`);
 - keeping a response body to its Content-Length (:meth:`Channel._clip`).
 """
 
@@ -152,6 +152,14 @@ class Channel:
                 logger.error("response body shorter than its Content-Length")
                 self._length_broken()
         return body
+
+    def _park(self, parked: Any) -> None:
+        """--backpressure: every slot of this worker is busy; wait (not fail) for one, in arrival order
+        with the worker's other requests (``ServerState.waiting``); ``parked`` is kept for ``_resume``."""
+        self.parked = parked
+        waiting = self.server.waiting
+        waiting.append(self)
+        logger.debug("request from %s waits for a --backpressure slot (%d waiting)", self.client, len(waiting))
 
     def unpark(self) -> None:
         """Called by ServerState when a --backpressure slot is free for this parked request."""

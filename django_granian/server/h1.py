@@ -206,13 +206,11 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
         self.phase = BUSY
         self.first = False
         if server.slots_free <= 0 and head.upgrade is None:
-            # --backpressure: every slot of this worker is busy; wait (not fail) for one to free up
-            self.parked = head
             self.since = server.now
             if not self.reading_paused:
                 self.reading_paused = True
                 self.transport.pause_reading()
-            server.waiting.append(self)
+            self._park(head)  # --backpressure: every slot is busy
             return
         self.head = head
         self.http10 = head.http_version == "1.0"

@@ -227,10 +227,8 @@ class HTTP2Protocol(asyncio.Protocol):
             stream.respond(413, _TEXT, b"Request body too large\n")
             return
         if server.slots_free <= 0:
-            # --backpressure: every slot of this worker is busy; wait (not fail) for one, in arrival
-            # order with HTTP/1.1 requests. Its DATA is kept, and its window stays closed, meanwhile.
-            stream.parked = []
-            server.waiting.append(stream)
+            # --backpressure: every slot is busy. Its DATA is kept, and its window stays closed, meanwhile.
+            stream._park([])
             return
         self.dispatch(stream, head)
 

@@ -68,8 +68,7 @@ def h2c_upgrade(h1: Any, head: RequestHead) -> bool:
     proto.in_receive = True
     try:
         if server.slots_free <= 0:  # --backpressure: wait for a slot, like any other stream
-            stream.parked = []
-            server.waiting.append(stream)
+            stream._park([])
         else:
             proto.dispatch(stream, upgraded)
     finally:

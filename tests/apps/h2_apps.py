@@ -114,6 +114,7 @@ async def pathsend(scope, receive, send):
 
 
 async def slow(scope, receive, send):
+    print("slow started", flush=True)  # the tests wait for this line (the request is in the app)
     await asyncio.sleep(float(scope["query_string"].decode() or "1"))
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"slow done"})
@@ -132,6 +133,7 @@ async def counted(scope, receive, send):
     """Records its start order (``?tag``) and the most requests in the app at once; sleeps 0.4 s
     (``?tag&1.5``: 1.5 s), then echoes the request body."""
     tag, _, delay = scope["query_string"].decode().partition("&")
+    print(f"counted {tag} started", flush=True)  # the tests wait for this line (the request is in the app)
     SEEN["active"] += 1
     SEEN["max"] = max(SEEN["max"], SEEN["active"])
     SEEN["started"].append(tag)

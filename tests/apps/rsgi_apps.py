@@ -67,6 +67,7 @@ class App:
             protocol.response_empty(200, [])
             protocol.response_empty(200, [])
         elif path == "/disconnect":
+            print("waiting for the disconnect", flush=True)  # the test closes the connection after this line
             await protocol.client_disconnect()
             marker = os.environ.get("RSGI_MARKER")
             if marker:

@@ -18,7 +18,8 @@ from django_granian.app.cycle import INTERNAL_ERROR_BODY, INTERNAL_ERROR_HEADERS
 from django_granian.app.http import ASGIHTTPCycle, ClientDisconnected
 from django_granian.app.rsgi import RSGIHTTPCycle, RSGIProtocolClosed, Scope
 from django_granian.app.threadpool import ThreadPool
-from django_granian.app.wsgi import FileWrapper, WSGICycle, WSGIInput
+from django_granian.app.wsgi import WSGICycle
+from django_granian.app.wsgi_io import FileWrapper, WSGIInput
 from django_granian.protocol.fields import ResponseHeaderError
 from django_granian.protocol.http11 import RequestHead
 

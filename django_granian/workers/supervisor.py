@@ -17,7 +17,9 @@ worker more / less, SIGCHLD only wakes the loop.
 
 Next to this module: :mod:`.handle` (what is known about one worker), :mod:`.helpers` (the metrics
 exporter and reload watcher processes), :mod:`.recycling` (lifetime, max-RSS, max-requests:
-when a worker is due for replacement), :mod:`.worker` (the worker process itself).
+when a worker is due for replacement), :mod:`.pidfile`, :mod:`.worker` (the worker process itself).
+What is left here, a little over 500 lines, is one loop and the workers' life cycle (spawn, ready,
+replace, exit policy): they share the supervisor's state, and split they would be harder to follow.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from ..config import Config, ConfigError
 from ..server.sockets import bind_redirect, bind_sockets, describe_socket
 from .handle import RUNNING, STARTING, STOPPING, WorkerHandle
 from .helpers import HANDLED_SIGNALS, WATCHER_READY, Helpers, fork
+from .pidfile import PidFile
 from .recycling import Recycler
 
 logger = logging.getLogger("django_granian")
@@ -63,7 +66,7 @@ class Supervisor:
         self.exit_code = 0
         self.ever_ready = False
         self.failures = 0  # consecutive start-up failures
-        self.pid_file_written = False
+        self.pid_file = PidFile(config.pid_file)
         self.metrics: Any = None  # SupervisorMetrics (respawns, worker gauge), when --metrics is on
         self._wake_r = self._wake_w = -1
 
@@ -86,22 +89,14 @@ class Supervisor:
             from ..acme import check as check_acme
 
             check_acme(config)
-        if config.pid_file:
-            path = os.path.abspath(config.pid_file)
-            directory = os.path.dirname(path)
-            if not os.path.isdir(directory):
-                raise ConfigError(f"--pid-file {config.pid_file!r}: directory {directory!r} does not exist")
-            if os.path.isdir(path):
-                raise ConfigError(f"--pid-file {config.pid_file!r} is a directory")
-            if not os.access(directory, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-                raise ConfigError(f"--pid-file {config.pid_file!r}: not writable")
+        self.pid_file.check()
 
     # -- main -----------------------------------------------------------------------------------------
     def run(self) -> int:
         try:
             self.check()
             self._bind()
-            self._write_pid_file()
+            self.pid_file.write()
             if self.config.metrics:
                 self.helpers.start_metrics()
                 self.metrics = self.recycler.metrics = self.helpers.metrics
@@ -145,17 +140,6 @@ class Supervisor:
             self.sockets = bind_sockets(self.config)
             self.redirect = bind_redirect(self.config)
         self.listening[:] = [*self.sockets, *self.redirect]  # the list the helpers share
-
-    def _write_pid_file(self) -> None:
-        path = self.config.pid_file
-        if not path:
-            return
-        try:
-            with open(path, "w") as fh:
-                fh.write(f"{os.getpid()}\n")
-        except OSError as exc:
-            raise ConfigError(f"--pid-file {path!r}: cannot write it ({exc.strerror or exc})") from None
-        self.pid_file_written = True
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -575,12 +559,6 @@ class Supervisor:
                 os.unlink(config.uds)
             except OSError:
                 pass
-        if self.pid_file_written and config.pid_file:
-            try:
-                with open(config.pid_file) as fh:
-                    if fh.read().strip() == str(os.getpid()):
-                        os.unlink(config.pid_file)
-            except OSError:
-                pass
+        self.pid_file.remove()
         logger.info("Supervisor stopped")
 

@@ -3,8 +3,8 @@
 The contract (read this if you write a transport or another interface)
 =====================================================================
 
-Three parties: the *transport* (an HTTP/1.1 connection, ``server/ws.py``, or an HTTP/2 stream,
-``server/h2.py``), the *session* (:class:`WebSocketSession`, transport-agnostic; frames are
+Three parties: the *transport* (an HTTP/1.1 connection or an HTTP/2 stream, both in
+``server/ws.py``), the *session* (:class:`WebSocketSession`, transport-agnostic; frames are
 parsed/serialised by the sans-IO :class:`~django_granian.protocol.websocket.FrameCodec`) and the
 *interface* (ASGI here: :class:`ASGIWebSocketSession`; RSGI subclasses :class:`WebSocketSession`
 the same way).

@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from typing import Any, Awaitable, Callable, Protocol
 
+from ..futures import start_task
 from .cycle import DONE, PENDING, STARTED, RequestCycle
 
 logger = logging.getLogger("django_granian.app")
@@ -92,8 +93,8 @@ class ASGIHTTPCycle(RequestCycle):
         self._wake()
 
     # -- the app side ------------------------------------------------------------------------
-    def _invoke(self) -> Awaitable[None]:
-        return self.app(self.scope, self.receive, self.send)
+    def run(self) -> None:
+        self.task = start_task(self._run(self.app, self.scope, self.receive, self.send), self.loop)
 
     def _describe(self) -> str:
         return f"{self.scope['method']} {self.scope['path']}"

@@ -43,19 +43,24 @@ class HTTPInterface:
         return channel.client, scheme
 
     def http(self, channel: Any, head: RequestHead) -> Any:
-        route = self._route(channel, head, channel.scheme)
-        if route is None:
-            channel.respond(404, _NOT_FOUND, b"Not Found\n")
-            return None
-        static = self.server.static
+        server = self.server
+        if server.prefix_bytes or channel.peer_trusted:
+            route = self._route(channel, head, channel.scheme)
+            if route is None:
+                channel.respond(404, _NOT_FOUND, b"Not Found\n")
+                return None
+            client, scheme = route
+        else:  # nothing to route (the common case, kept free of the call)
+            client, scheme = channel.client, channel.scheme
+        static = server.static
         if static is not None and static.serve(channel, head):
             return None
-        filters = self.server.filters
+        filters = server.filters
         if filters is not None:  # compression, X-Accel-Redirect: one filtered channel for every interface
             filtered = filters.wrap(channel, head)
-            cycle = filtered.app_cycle = self.cycle(filtered, head, route[0], route[1])
+            cycle = filtered.app_cycle = self.cycle(filtered, head, client, scheme)
             return cycle
-        return self.cycle(channel, head, route[0], route[1])
+        return self.cycle(channel, head, client, scheme)
 
     def open_websocket(self, channel: Any, head: RequestHead) -> Any:
         """A WebSocket session for a valid handshake, or None (answered 404 and closed)."""

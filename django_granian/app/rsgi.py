@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, AsyncIterator, Awaitable, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 from ..futures import start_task
 from ..protocol.http11 import RequestHead
@@ -157,8 +157,8 @@ class RSGIHTTPCycle(RequestCycle):
         await self.waiter
 
     # -- the RequestCycle hooks -------------------------------------------------------------------
-    def _invoke(self) -> Awaitable[None]:
-        return self.app(self.scope, self)  # type: ignore[no-any-return]
+    def run(self) -> None:
+        self.task = start_task(self._run(self.app, self.scope, self), self.loop)
 
     def _describe(self) -> str:
         return f"{self.scope.method} {self.scope.path}"

@@ -49,6 +49,16 @@ class ServerResponse:
 _ANSWERED = ServerResponse()  # the "cycle" of a response that is complete as soon as it is sent
 
 
+def copy_peer(dst: Any, src: Any) -> None:
+    """``dst`` talks to the same peer as ``src`` (a stream of its connection, a WebSocket taking over
+    a connection): the client and server addresses, scheme, proxy trust and ASGI extensions."""
+    dst.client = src.client
+    dst.server_addr = src.server_addr
+    dst.scheme = src.scheme
+    dst.peer_trusted = src.peer_trusted
+    dst.extensions = src.extensions
+
+
 class Channel:
     """The protocol-neutral part of a request channel (subclasses set every attribute)."""
 

@@ -34,7 +34,6 @@ from ..protocol.http11 import (
     status_line,
 )
 from .channel import Channel
-from .sockets import transport_peers
 from .state import ServerState
 
 logger = logging.getLogger("django_granian.server")
@@ -99,22 +98,13 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         self.transport = transport
         server = self.server
-        server.connections.add(self)
-        self.client, self.server_addr, tls = transport_peers(transport)
-        if tls:
+        if server.opened(self, transport):
             self.scheme = "https"
-        proxy = server.proxy
-        self.peer_trusted = proxy is not None and proxy.trusts(self.client[0] if self.client else None)
         self.since = server.now
-        if server.metrics is not None:
-            server.metrics.connection_opened()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.phase = CLOSED
-        server = self.server
-        server.connections.discard(self)
-        if server.metrics is not None:
-            server.metrics.connection_closed()
+        self.server.closed(self)
         self.parked = None
         self._release_slot()
         cycle = self.cycle
@@ -240,7 +230,9 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
             handler = server.upgrades.get(head.upgrade)
             if handler is not None and handler(self, head):
                 return
-        self._take_slot()
+        server.count_request()  # _take_slot(), inlined: this runs once per request
+        server.slots_free -= 1
+        self.counted = True
         cycle = server.interface.http(self, head)
         if cycle is None:  # answered by the server itself (prefix 404, static file, ...)
             if self.counted and self.cycle is None:

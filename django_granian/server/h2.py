@@ -46,8 +46,8 @@ from ..protocol.http2 import TABLE_SIZE_ZERO, FloodGuard, check_trailers, connec
 from ..protocol.http11 import RequestHead
 from ..protocol.websocket import HandshakeError, check_h2_handshake
 from .h2stream import H2Stream
-from .sockets import transport_peers
 from .state import ServerState
+from .tls import tls_extension
 from .ws import H2WebSocket
 
 logger = logging.getLogger("django_granian.server")
@@ -109,20 +109,14 @@ class HTTP2Protocol(asyncio.Protocol):
         self.access_log = server.access_log
 
     # -- setting up -------------------------------------------------------------------------------
-    def _attach(self, transport: Any) -> None:
+    def _attach(self, transport: Any, count: bool) -> None:
+        """Serve ``transport`` (``count``: a new connection, not one taken over from HTTP/1.1)."""
         self.transport = transport
-        server = self.server
-        server.connections.add(self)
-        self.client, self.server_addr, tls = transport_peers(transport)
-        if tls:
+        if self.server.opened(self, transport, count):
             self.scheme = "https"
-            from .tls import tls_extension
-
             ext = tls_extension(transport)
             if ext is not None:
                 self.extensions = {**_BASE_EXTENSIONS, "tls": ext}
-        proxy = server.proxy
-        self.peer_trusted = proxy is not None and proxy.trusts(self.client[0] if self.client else None)
 
     def _start(self) -> None:
         """Send our SETTINGS (the server connection preface) and open the connection window."""
@@ -131,9 +125,7 @@ class HTTP2Protocol(asyncio.Protocol):
             self.conn.initiate()
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        self._attach(transport)
-        if self.server.metrics is not None:
-            self.server.metrics.connection_opened()
+        self._attach(transport, True)
         self._start()
         self._flush()
 
@@ -141,8 +133,7 @@ class HTTP2Protocol(asyncio.Protocol):
         """Continue a connection accepted as HTTP/1.1 whose first bytes are the HTTP/2 preface."""
         transport = h1.transport
         self.server.connections.discard(h1)
-        self._attach(transport)
-        self.scheme, self.client, self.server_addr = h1.scheme, h1.client, h1.server_addr
+        self._attach(transport, False)
         transport.set_protocol(self)
         self._start()
         self.data_received(data)
@@ -150,10 +141,7 @@ class HTTP2Protocol(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------------
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        server = self.server
-        server.connections.discard(self)
-        if server.metrics is not None:
-            server.metrics.connection_closed()
+        self.server.closed(self)
         streams = list(self.streams.values())
         self.streams.clear()
         self.blocked.clear()

@@ -22,7 +22,7 @@ from ..futures import wake
 from ..protocol.h2conn import INTERNAL_ERROR, NO_ERROR
 from ..protocol.http2 import encode_field, encode_fields, informational_headers, response_block, trailer_headers
 from ..protocol.http11 import NO_BODY_STATUS, RequestHead
-from .channel import Channel
+from .channel import Channel, copy_peer
 from .state import ServerState
 
 if TYPE_CHECKING:
@@ -73,11 +73,7 @@ class H2Stream(Channel):
         self.stream_id = stream_id
         self.head = head
         self.cycle: Any = None
-        self.client = conn.client
-        self.server_addr = conn.server_addr
-        self.scheme = conn.scheme
-        self.peer_trusted = conn.peer_trusted
-        self.extensions = conn.extensions
+        copy_peer(self, conn)
         self.transport = conn.transport
         self.server = conn.server
         self.pending: deque[memoryview] | None = None

@@ -56,8 +56,7 @@ def h2c_upgrade(h1: Any, head: RequestHead) -> bool:
     h1.phase = CLOSED  # the HTTP/1.1 protocol object is done with this connection
     transport.write(_SWITCHING)
     server.connections.discard(h1)
-    proto._attach(transport)
-    proto.scheme, proto.client, proto.server_addr = h1.scheme, h1.client, h1.server_addr
+    proto._attach(transport, False)
     transport.set_protocol(proto)
     proto._start()
     headers = [pair for pair in head.headers if pair[0] not in _HOP_HEADERS]

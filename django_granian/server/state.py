@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ..config import Config
 from ..protocol.http11 import Limits
 from ..protocol.proxy import ProxyTrust
+from .sockets import transport_peers
 
 SERVER_HEADER = b"server: django-granian\r\n"
 
@@ -106,6 +107,25 @@ class ServerState:
         for conn in list(self.connections):
             conn.check_timeout(now)
         self._ticker = self.loop.call_later(1.0, self.tick)
+
+    def opened(self, conn: Any, transport: Any, count: bool = True) -> bool:
+        """``conn`` serves ``transport`` from now on: it is tracked (timeouts, shutdown) and, with
+        ``count``, counted (metrics); its ``client``, ``server_addr`` and ``peer_trusted`` are set.
+        Returns True for a TLS connection."""
+        self.connections.add(conn)
+        client, conn.server_addr, tls = transport_peers(transport)
+        conn.client = client
+        proxy = self.proxy
+        conn.peer_trusted = proxy is not None and proxy.trusts(client[0] if client else None)
+        if count and self.metrics is not None:
+            self.metrics.connection_opened()
+        return tls
+
+    def closed(self, conn: Any) -> None:
+        """``conn`` is gone (its transport is closed): no longer tracked, no longer counted as open."""
+        self.connections.discard(conn)
+        if self.metrics is not None:
+            self.metrics.connection_closed()
 
     def release_slot(self) -> None:
         """A request finished: hand its slot to the oldest waiting connection or stream, if any."""

@@ -29,6 +29,7 @@ from ..protocol.h2conn import CANCEL
 from ..protocol.http2 import response_block
 from ..protocol.http11 import RequestHead, status_line
 from ..protocol.websocket import HandshakeError, accept_token, check_h1_handshake
+from .channel import copy_peer
 from .h2stream import Defaults, H2Stream
 from .state import ServerState
 
@@ -85,6 +86,11 @@ class WSConnection(asyncio.Protocol):
     __slots__ = ("server", "loop", "transport", "session", "key", "client", "server_addr", "scheme",
                  "peer_trusted", "extensions", "writing_paused", "drain_waiter", "closed", "deny_left",
                  "deny_chunked", "head", "t0")
+    client: tuple[str, int] | None  # these five: copy_peer(self, h1)
+    server_addr: Any
+    scheme: str
+    peer_trusted: bool
+    extensions: dict | None
 
     def __init__(self, h1: Any, key: bytes, head: RequestHead) -> None:
         self.server: ServerState = h1.server
@@ -92,11 +98,7 @@ class WSConnection(asyncio.Protocol):
         self.transport: Any = h1.transport
         self.session: Any = None
         self.key = key
-        self.client = h1.client
-        self.server_addr = h1.server_addr
-        self.scheme = h1.scheme
-        self.peer_trusted = h1.peer_trusted
-        self.extensions = h1.extensions
+        copy_peer(self, h1)
         self.writing_paused = h1.writing_paused
         self.drain_waiter: asyncio.Future | None = None
         self.closed = False
@@ -116,10 +118,7 @@ class WSConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        server = self.server
-        server.connections.discard(self)
-        if server.metrics is not None:
-            server.metrics.connection_closed()
+        self.server.closed(self)
         self._wake_drain()
         session = self.session
         if session is not None:

@@ -10,12 +10,15 @@ instructions the server executes per request. It is counted like this:
    the same in every run.
 2. A warm-up batch of requests (caches, memos, code paths exercised once) is sent, then counting is
    switched on (``callgrind_control -i on``).
-3. Two batches of ``--small`` and ``--large`` requests follow, each on a fresh connection, sent one at
+3. The server idles for ``--idle`` seconds while counted: what it executes per second with nothing
+   to do (the once-a-second Date timer, the loop's wake-ups) is its *idle rate*.
+4. Two batches of ``--small`` and ``--large`` requests follow, each on a fresh connection, sent one at
    a time by ``h2load -c 1 -m 1`` (a client that never retries and whose own work is not counted:
-   it is another process). Before a batch the counters are zeroed, after it they are dumped.
-4. Instructions per request = (count(large) - count(small)) / (large - small): what a connection,
-   the counter toggling and the once-a-second Date timer cost is the same in both batches, or
-   proportional to time at a rate far below a request's cost, and drops out of the difference.
+   it is another process). Before a batch the counters are zeroed, after it they are dumped, and
+   the idle rate times the batch's wall time is subtracted: on a loaded machine a batch takes
+   longer and would otherwise count more timer ticks per request.
+5. Instructions per request = (count(large) - count(small)) / (large - small): what a connection and
+   the counter toggling cost is the same in both batches and drops out of the difference.
 
 Every batch must answer every request with a 2xx, or the measurement fails. ``--tree DIR`` runs the
 server from another checkout (for a before/after comparison: ``git worktree add /tmp/base <rev>``);
@@ -41,6 +44,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from bench.procs import ServerProcess, free_port, wait_for_port
 from bench.spec import HOST, ROOT, get
@@ -57,6 +61,7 @@ class Target:
     small: int = 500
     large: int = 2500
     warmup: int = 200
+    idle: float = 5.0
 
 
 TARGETS: dict[str, Target] = {
@@ -112,7 +117,7 @@ def read_dump(directory: Path, pid: int, before: set[Path]) -> int:
     raise MeasureError("callgrind wrote no dump")
 
 
-def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int, log: bool) -> dict:
+def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int, idle: float, log: bool) -> dict:
     scenario = get(target.scenario)
     server = next(s for s in scenario.servers if s.name == target.server)
     with tempfile.TemporaryDirectory(prefix="bench-instr-") as tmp_name:
@@ -146,19 +151,30 @@ def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int
             batch(url, warmup, target.h2, timeout)
             pid = proc.pid
             control(pid, "-i", "on")
-            counts = {}
-            for n in (small, large):
+
+            def counted(run: Callable[[], None]) -> tuple[int, float]:
                 before = set(tmp.glob(f"callgrind.out.{pid}.*"))
                 control(pid, "-z")
-                batch(url, n, target.h2, timeout)
+                start = time.monotonic()
+                run()
+                elapsed = time.monotonic() - start
                 control(pid, "-d")
-                counts[n] = read_dump(tmp, pid, before)
+                return read_dump(tmp, pid, before), elapsed
+
+            idle_count, idle_time = counted(lambda: time.sleep(idle))
+            idle_rate = idle_count / idle_time if idle > 0 else 0.0
+            counts = {}
+            for n in (small, large):
+                raw, elapsed = counted(lambda n=n: batch(url, n, target.h2, timeout))
+                counts[n] = raw - idle_rate * elapsed
                 if log:
-                    print(f"  {n} requests: {counts[n]:,} instructions", file=sys.stderr, flush=True)
+                    print(f"  {n} requests: {raw:,} instructions in {elapsed:.1f}s, {counts[n]:,.0f} without "
+                          f"the idle rate ({idle_rate:,.0f}/s)", file=sys.stderr, flush=True)
         finally:
             proc.stop(timeout=60)
     per_request = (counts[large] - counts[small]) / (large - small)
-    return {"counts": counts, "per_request": per_request, "imported": imported, "argv": argv}
+    return {"counts": counts, "per_request": per_request, "idle_rate": idle_rate, "imported": imported,
+            "argv": argv}
 
 
 def _git(tree: Path, *args: str) -> str:
@@ -175,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--small", type=int, help="requests in the small batch [per path]")
     ap.add_argument("--large", type=int, help="requests in the large batch [per path]")
     ap.add_argument("--warmup", type=int, help="uncounted requests first [per path]")
+    ap.add_argument("--idle", type=float, help="seconds of counted idling for the idle rate, 0: none [5]")
     ap.add_argument("--repeat", type=int, default=1, help="independent measurements (new server each) [1]")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a markdown table")
     return ap
@@ -193,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         small = args.small or target.small
         large = args.large or target.large
         warmup = args.warmup if args.warmup is not None else target.warmup
+        idle = args.idle if args.idle is not None else target.idle
         if not 0 < small < large:
             print("--small must be > 0 and below --large", file=sys.stderr)
             return 2
@@ -200,12 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeat):
             print(f"{name}: run {i + 1}/{args.repeat} ({tree})", file=sys.stderr, flush=True)
             try:
-                runs.append(measure_once(target, tree, small, large, warmup, log=True))
+                runs.append(measure_once(target, tree, small, large, warmup, idle, log=True))
             except MeasureError as exc:
                 print(f"{name}: {exc}", file=sys.stderr)
                 return 1
         per = [r["per_request"] for r in runs]
         results.append({"path": name, "url": target.path, "small": small, "large": large, "warmup": warmup,
+                        "idle_rate": [round(r["idle_rate"]) for r in runs],
                         "per_request": [round(p) for p in per], "median": round(statistics.median(per)),
                         "imported": runs[0]["imported"], "server": " ".join(runs[0]["argv"])})
     meta = {"tree": str(tree), "commit": _git(tree, "rev-parse", "HEAD"),
@@ -218,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"tree {meta['tree']} at {meta['commit'][:12]}{' (with uncommitted changes)' if meta['dirty'] else ''}, "
           f"{meta['date']}, Python {meta['python']}, {meta['valgrind']}\n")
-    print("| path | URL | batches (warm-up) | instructions / request (median) | runs |")
-    print("|---|---|---|---:|---|")
+    print("| path | URL | batches (warm-up) | instructions / request (median) | runs | idle / s |")
+    print("|---|---|---|---:|---|---|")
     for r in results:
         runs_text = ", ".join(f"{p:,}" for p in r["per_request"])
+        idle_text = ", ".join(f"{p:,}" for p in r["idle_rate"])
         print(f"| {r['path']} | `{r['url']}` | {r['small']} / {r['large']} ({r['warmup']}) | {r['median']:,} "
-              f"| {runs_text} |")
+              f"| {runs_text} | {idle_text} |")
     print()
     for r in results:
         print(f"- {r['path']}: `{r['server']}` (imports {r['imported']})")

@@ -115,13 +115,7 @@ class Channel:
         """The body did not match its Content-Length (already logged)."""
 
     # -- shared -----------------------------------------------------------------------------------
-    def _take_slot(self) -> None:
-        """The exchange starts: count the request, take a --backpressure slot."""
-        server = self.server
-        server.count_request()
-        server.slots_free -= 1
-        self.counted = True
-
+    # (taking a slot, three lines once per request, is written out where each protocol dispatches)
     def _release_slot(self) -> None:
         if self.counted:
             self.counted = False

@@ -230,7 +230,7 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
             handler = server.upgrades.get(head.upgrade)
             if handler is not None and handler(self, head):
                 return
-        server.count_request()  # _take_slot(), inlined: this runs once per request
+        server.count_request()  # the request takes a --backpressure slot (as HTTP/2's dispatch does)
         server.slots_free -= 1
         self.counted = True
         cycle = server.interface.http(self, head)

@@ -223,7 +223,9 @@ class HTTP2Protocol(asyncio.Protocol):
     def dispatch(self, stream: H2Stream, head: RequestHead) -> None:
         """Start the request cycle of ``stream``, which takes a --backpressure slot."""
         server = self.server
-        stream._take_slot()
+        server.count_request()  # the stream takes a --backpressure slot (as HTTP/1.1's _dispatch does)
+        server.slots_free -= 1
+        stream.counted = True
         stream.since = server.now
         cycle = server.interface.http(stream, head)
         if cycle is None or stream.closed:  # answered by the server itself (prefix 404, static file, ...)

@@ -48,16 +48,16 @@ def test_reload_picks_up_edits_and_survives_a_syntax_error(tmp_path):
     app = src / "reload_app.py"
     write_app(app, "v1")
     with start_server(reload_args(tmp_path), tmp_path=tmp_path) as srv:
-        wait_until(serves(srv.url, "v1"), timeout=30)
+        wait_until(serves(srv.url, "v1"), 30, what=lambda: f"v1, last {body(srv.url)!r}:\n{srv.output()}")
         write_app(app, "v2")
-        wait_until(serves(srv.url, "v2"), timeout=30)
+        wait_until(serves(srv.url, "v2"), 30, what=lambda: f"v2, last {body(srv.url)!r}:\n{srv.output()}")
         app.write_text("def broken(:\n")
         wait_until(srv.logged("failed to start"), 30, what=srv.output)
         assert srv.proc.poll() is None  # the supervisor is alive...
         assert body(srv.url) == "v2"  # ...and the previous version keeps serving
         assert "SyntaxError" in srv.output()
         write_app(app, "v3")
-        wait_until(serves(srv.url, "v3"), timeout=30)
+        wait_until(serves(srv.url, "v3"), 30, what=lambda: f"v3, last {body(srv.url)!r}:\n{srv.output()}")
         assert srv.stop() == 0
 
 
@@ -70,7 +70,7 @@ def test_reload_starting_with_a_broken_app_waits_for_a_fix(tmp_path):
         wait_until(srv.logged("waiting for the next change"), 30, what=srv.output)
         assert srv.proc.poll() is None
         write_app(app, "fixed")
-        wait_until(serves(srv.url, "fixed"), timeout=30)
+        wait_until(serves(srv.url, "fixed"), 30, what=lambda: f"fixed, last {body(srv.url)!r}:\n{srv.output()}")
 
 
 def test_reload_ignore_patterns_and_dirs(tmp_path):
@@ -80,12 +80,12 @@ def test_reload_ignore_patterns_and_dirs(tmp_path):
     write_app(app, "v1")
     args = reload_args(tmp_path, "--reload-ignore-patterns", r"^scratch_.*\.py$", "--reload-ignore-dirs", "generated")
     with start_server(args, tmp_path=tmp_path) as srv:
-        wait_until(serves(srv.url, "v1"), timeout=30)
+        wait_until(serves(srv.url, "v1"), 30, what=lambda: f"v1, last {body(srv.url)!r}:\n{srv.output()}")
         (src / "scratch_notes.py").write_text("x = 1\n")
         (src / "generated" / "models.py").write_text("x = 1\n")
         (src / "data.txt").write_text("not python\n")  # default filter: Python files only
         write_app(app, "v2")  # reported after (or together with) the changes above, had they not been ignored
-        wait_until(serves(srv.url, "v2"), timeout=30)
+        wait_until(serves(srv.url, "v2"), 30, what=lambda: f"v2, last {body(srv.url)!r}:\n{srv.output()}")
         reported = [line for line in srv.output().splitlines() if "Changes detected" in line]
         assert reported and all(line.endswith("Changes detected in reload_app.py: reloading") for line in reported), \
             reported

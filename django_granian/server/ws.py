@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..futures import wake
 from ..logs import AccessRecord, log_access
-from ..protocol.fields import VALID_NAMES, check_name, check_value
+from ..protocol.fields import field_lines
+from ..protocol.h1response import header_block
 from ..protocol.h2conn import CANCEL
 from ..protocol.http2 import response_block
 from ..protocol.http11 import RequestHead, status_line
@@ -162,30 +163,17 @@ class WSConnection(asyncio.Protocol):
     def accept(self, headers: list[tuple[bytes, bytes]]) -> None:
         if self.closed:
             return
-        parts = [_SWITCHING, b"sec-websocket-accept: ", accept_token(self.key), b"\r\n"]
-        for name, value in headers:
-            _check_field(name, value)
-            if name.lower() not in _SKIP:
-                parts += (name, b": ", value, b"\r\n")
-        parts.append(self.server.default_headers)
-        parts.append(b"\r\n")
-        self.transport.write(b"".join(parts))
+        lines = field_lines([pair for pair in headers if pair[0].lower() not in _SKIP])
+        self.transport.write(b"".join([_SWITCHING, b"sec-websocket-accept: ", accept_token(self.key), b"\r\n",
+                                       *lines, self.server.default_headers, b"\r\n"]))
         self._log(101)
 
     def send_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
         """An HTTP response instead of the WebSocket; the connection closes after it."""
         if self.closed:
             return
-        parts = [status_line(status)]
-        length = -1
-        for name, value in headers:
-            _check_field(name, value)
-            lname = name.lower()
-            if lname == b"content-length":
-                length = int(value)
-            elif lname in (b"connection", b"transfer-encoding"):
-                continue
-            parts += (name, b": ", value, b"\r\n")
+        block, length, _, _, _ = header_block(headers)  # without connection / transfer-encoding: ours
+        parts = [status_line(status), block]
         if length < 0 and end:
             length = len(body)
             parts += (b"content-length: ", str(length).encode(), b"\r\n")
@@ -239,12 +227,6 @@ class WSConnection(asyncio.Protocol):
             if waiter is None:
                 waiter = self.drain_waiter = self.loop.create_future()
             await waiter
-
-
-def _check_field(name: bytes, value: bytes) -> None:
-    if name not in VALID_NAMES:
-        check_name(name)
-    check_value(value)
 
 
 class H2WebSocket(H2Stream):

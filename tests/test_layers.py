@@ -20,12 +20,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_granian"
 LAYERS = {
     "protocol": 0,  # sans-IO: bytes in, events out
     "config": 1, "logs": 1, "futures": 1, "sizing": 1,  # leaves every layer may use
-    "server": 2,  # asyncio transports and channels
-    "app": 3,  # interfaces and request cycles
-    "static_files": 4, "workers": 4, "serving": 4,  # what hosts an app: engines, one process, many
-    "runner": 5, "cli": 5,  # process entry points
-    "django": 6,  # the Django integration
-    "__init__": 7, "__main__": 7, "apps": 7, "management": 7,  # the package's outer shell
+    "acme": 2,  # certificates: the ACME client and process, the cache directory the server reads
+    "server": 3,  # asyncio transports and channels
+    "app": 4,  # interfaces and request cycles
+    "static_files": 5, "workers": 5, "serving": 5,  # what hosts an app: engines, one process, many
+    "runner": 6, "cli": 6,  # process entry points
+    "django": 7,  # the Django integration
+    "__init__": 8, "__main__": 8, "apps": 8, "management": 8,  # the package's outer shell
 }
 # imports that skip the channel even though they point downwards: what these layers need is handed to them
 NEVER = {
@@ -99,7 +100,7 @@ def test_imports_point_one_way() -> None:
 
 
 @pytest.mark.parametrize(("where", "source", "bad"), [
-    ("server/h1.py", "from ..app.websocket import start_websocket\n", "server (layer 2) must not import app"),
+    ("server/h1.py", "from ..app.websocket import start_websocket\n", "server (layer 3) must not import app"),
     ("config.py", "def f():\n    from .workers.sizing import auto_workers\n", "config (layer 1) must not import workers"),
     ("app/rsgi.py", "from ..server.sendfile import send_file_response\n", "through the channel"),
     ("static_files/files.py", "from ..server.h1 import ServerResponse\n", "through the channel"),

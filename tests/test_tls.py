@@ -214,6 +214,10 @@ def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_pa
     args = [*APP, "--ssl-certificate", str(tmp_path / "cert.pem"), "--ssl-keyfile", str(tmp_path / "key.pem"),
             "--workers", str(workers)]
     with server_factory(args) as srv:
+        # every worker has loaded the first certificate (the supervisor's socket accepts before they do;
+        # a worker still starting when the files change would start with the new ones: no reload to see)
+        wait_until(lambda: "Serving " in (out := srv.output()) and out.count(") started") >= workers - 1,
+                   what=srv.output)
         old, first = _serial(srv.port, client)
         with old:
             assert _get(old).startswith(b"HTTP/1.1 200 ")
@@ -234,6 +238,8 @@ def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_pa
 
             wait_until(all_new, timeout=5 if workers == 1 else 10)
             assert _get(old).startswith(b"HTTP/1.1 200 ")  # opened before the reload: still served
+            # every worker reloads (each looks once a second): the ten handshakes may all have met one
+            wait_until(lambda: srv.output().count("Loaded the TLS certificate") >= workers, timeout=10)
         log = srv.output()
     if workers == 1:
         assert "SIGHUP received: reloading the TLS certificate" in log

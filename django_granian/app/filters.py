@@ -99,9 +99,13 @@ class FilteredChannel:
         return self.mode != _REPLACED and self.inner.writing_paused
 
     @property
-    def closed(self) -> bool:
-        """True once the app's response was replaced by a file: file loops stop sending into it."""
-        return self.mode == _REPLACED or getattr(self.inner, "closed", False)
+    def gone(self) -> bool:
+        """True once the app's response was replaced by a file (file loops stop sending into it), or
+        when the real channel is gone."""
+        return self.mode == _REPLACED or self.inner.gone
+
+    def sendfile_socket(self) -> int:
+        return -1  # a file body goes through the filter (body_channel is the real one when it may skip it)
 
     @property
     def body_channel(self) -> Any:
@@ -213,10 +217,12 @@ class FilteredChannel:
     def body_pressure(self, high: bool) -> None:
         self.inner.body_pressure(high)
 
-    async def send_file_response(self, status: int, headers: Any, path: str) -> None:
-        from ..server.sendfile import send_file_response
+    async def send_file_response(self, status: int, headers: Any, path: str, start: int = 0,
+                                 end: int | None = None) -> None:
+        await self.inner.send_file_response(status, headers, path, start, end, via=self)
 
-        await send_file_response(self, status, headers, path)
+    async def send_fd_response(self, status: int, headers: Any, fd: int, offset: int, count: int) -> None:
+        await self.inner.send_fd_response(status, headers, fd, offset, count, via=self)
 
 
 def _accept(headers: Any) -> bytes | None:

@@ -211,11 +211,13 @@ class Channel:
 
     # -- file bodies of the app's responses ------------------------------------------------------------
     async def send_file_response(self, status: int, headers: Any, path: str, start: int = 0,
-                                 end: int | None = None) -> None:
+                                 end: int | None = None, via: Any = None) -> None:
         """The whole response, its body ``path[start:end]`` (ASGI ``http.response.pathsend``, RSGI
-        ``response_file``); a file that cannot be opened is answered 500 instead."""
-        await sendfile.send_file_response(self, status, headers, path, start, end)
+        ``response_file``); a file that cannot be opened is answered 500 instead. ``via``: a response
+        filter around this channel (``app/filters.py``) the head and body go through."""
+        await sendfile.send_file_response(self if via is None else via, status, headers, path, start, end)
 
-    async def send_fd_response(self, status: int, headers: Any, fd: int, offset: int, count: int) -> None:
+    async def send_fd_response(self, status: int, headers: Any, fd: int, offset: int, count: int,
+                               via: Any = None) -> None:
         """The whole response, its body ``count`` bytes of ``fd`` from ``offset`` (closes ``fd``)."""
-        await sendfile.send_fd_response(self, status, headers, fd, offset, count)
+        await sendfile.send_fd_response(self if via is None else via, status, headers, fd, offset, count)

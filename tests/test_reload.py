@@ -38,8 +38,10 @@ def serves(url: str, expected: str) -> Callable[[], bool]:
 
 
 def reload_args(tmp_path, *extra: str) -> list[str]:
+    # debug: the supervisor says when the watcher watches ("reload watcher ready"); an edit before that
+    # could go unseen
     return ["--interface", "asginl", "--reload", "--reload-paths", str(tmp_path / "src"), "--reload-tick", "20",
-            "--working-dir", str(tmp_path / "src"), *extra, "reload_app:app"]
+            "--working-dir", str(tmp_path / "src"), "--log-level", "debug", *extra, "reload_app:app"]
 
 
 def test_reload_picks_up_edits_and_survives_a_syntax_error(tmp_path):
@@ -49,6 +51,7 @@ def test_reload_picks_up_edits_and_survives_a_syntax_error(tmp_path):
     write_app(app, "v1")
     with start_server(reload_args(tmp_path), tmp_path=tmp_path) as srv:
         wait_until(serves(srv.url, "v1"), 30, what=lambda: f"v1, last {body(srv.url)!r}:\n{srv.output()}")
+        wait_until(srv.logged("reload watcher ready"), 30, what=srv.output)
         write_app(app, "v2")
         wait_until(serves(srv.url, "v2"), 30, what=lambda: f"v2, last {body(srv.url)!r}:\n{srv.output()}")
         app.write_text("def broken(:\n")
@@ -81,6 +84,7 @@ def test_reload_ignore_patterns_and_dirs(tmp_path):
     args = reload_args(tmp_path, "--reload-ignore-patterns", r"^scratch_.*\.py$", "--reload-ignore-dirs", "generated")
     with start_server(args, tmp_path=tmp_path) as srv:
         wait_until(serves(srv.url, "v1"), 30, what=lambda: f"v1, last {body(srv.url)!r}:\n{srv.output()}")
+        wait_until(srv.logged("reload watcher ready"), 30, what=srv.output)
         (src / "scratch_notes.py").write_text("x = 1\n")
         (src / "generated" / "models.py").write_text("x = 1\n")
         (src / "data.txt").write_text("not python\n")  # default filter: Python files only

@@ -35,13 +35,46 @@ def test_graceful_shutdown(server_factory, tmp_path: Path, sig: int, interface: 
 
         stopper = threading.Thread(target=stop)
         stopper.start()
-        assert idle.is_closed(timeout=5) and idle.buf == b""  # idle keep-alive closed at once
+        assert idle.is_closed(timeout=5) and idle.buf == b""  # idle keep-alive: a lingering close after the grace
         r = busy.read_response()  # the in-flight request completes
         assert r.status == 200 and r.header("connection") == b"close"
         stopper.join(30)
         assert result["code"] == 0
     if interface == "asgi":
         assert (tmp_path / "shutdown").exists()
+
+
+def test_keep_alive_response_ending_after_the_signal_keeps_the_connection_for_the_next_request(  # type: ignore[no-untyped-def]
+        server_factory) -> None:
+    """A response that started before the shutdown (its head said keep-alive) and ends after it: the client may
+    send its next request at once, so the connection must not be closed under it (a non-retrying client such
+    as wrk counted those as read errors on every rolling restart). The next request is answered with
+    `connection: close`."""
+    import socket
+
+    with server_factory(["--interface", "asgi", "core_apps:app"]) as srv:
+        conn = Conn(srv.port, timeout=20)
+        conn.send(b"POST /stream-body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        wait_until(lambda: conn._more() and b"started," in conn.buf)
+        assert b"connection: close" not in conn.buf.lower()  # a keep-alive response
+        srv.proc.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:  # the listener closes once the shutdown has begun
+            try:
+                socket.create_connection(("127.0.0.1", srv.port), timeout=1).close()
+            except OSError:
+                return True
+            return False
+
+        wait_until(refused)
+        conn.send(b"0\r\n\r\n")  # the request body ends: the app ends its response
+        r = conn.read_response()
+        assert r.status == 200 and r.body == b"started,hello"
+        conn.send(get("/hello"))  # right behind it, on the same connection
+        r = conn.read_response()
+        assert r.status == 200 and r.body and r.header("connection") == b"close"
+        assert conn.is_closed()
+        assert srv.stop() == 0
 
 
 def test_graceful_timeout_cuts_long_requests(server_factory) -> None:  # type: ignore[no-untyped-def]

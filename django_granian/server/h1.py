@@ -358,9 +358,10 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
         self.phase = IDLE
         self.since = self.server.now
         self.head = None
-        if self.server.shutting_down:
-            self._close()
-            return
+        # During a graceful shutdown a connection gets here only after a keep-alive response (one that started
+        # before the shutdown): the client may already be sending its next request, so the connection stays
+        # open; that request is answered with `connection: close` (send_head), and shutdown() closes what is
+        # still idle at the end of the grace period with a lingering close.
         if self.buf and not self.in_loop:
             self._process()
         elif self.reading_paused and not self.in_loop:
@@ -396,10 +397,12 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
                 self._body_error(408, "request body not received in time")
 
     def shutdown(self) -> None:
-        """Graceful shutdown: close idle connections now, busy ones after their response."""
+        """Graceful shutdown, after the grace period: idle connections get a lingering close (half-close, read and
+        drop for a moment: a request that crossed our FIN gets no reset that would hide the responses before it);
+        a request in progress (also a head still arriving) is answered with `connection: close`, then closed."""
         self.keep_alive = False
-        if self.phase in (IDLE, HEAD):
-            self._close()
+        if self.phase == IDLE or (self.phase == HEAD and not self.buf):
+            self._close(linger=True)
         elif self.phase == CLOSED and self.lingering:
             self.lingering = False
             self.transport.close()
@@ -468,6 +471,8 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
             self.resp_chunked = True
         if end and self.body_mode and not self.discarding:
             self._unread_body_policy()
+        if server.shutting_down:
+            self.keep_alive = False  # the last response on this connection, whenever its request arrived
         if not self.keep_alive:
             conn = b"connection: close\r\n"
         elif self.http10:

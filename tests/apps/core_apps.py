@@ -118,6 +118,11 @@ async def _route(path: str, scope, receive, send) -> None:  # type: ignore[no-un
         for part in (b"one,", b"two,", b"three"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
+    elif path == "/stream-body":  # the head and a first chunk at once, the end after the whole request body
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"started,", "more_body": True})
+        body, _ = await _read_body(receive)
+        await send({"type": "http.response.body", "body": body})
     elif path == "/noread":
         await _respond(send, body=b"answered without reading")
     elif path == "/hello":

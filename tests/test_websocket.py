@@ -356,7 +356,7 @@ def test_messages_before_a_protocol_violation_are_answered_first(server, bad):
     assert head.startswith(b"HTTP/1.1 101")
     sock.sendall(_masked(0x81, b"Hello, world!") + bad + _masked(0x89, b""))
     data = b""
-    while True:
+    while len(data) < 17 or len(data) < 17 + (data[16] & 0x7F):  # the echo (15 bytes) and a whole Close frame
         chunk = sock.recv(65536)
         if not chunk:
             break

@@ -22,6 +22,7 @@ class Transport:
 class State:
     date = b"date: Sat, 21 Nov 2026 00:00:00 GMT\r\n"
     server_header = True
+    shutting_down = False
     default_headers = date + b"server: django-granian\r\n"
 
 

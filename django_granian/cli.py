@@ -76,8 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def collect_values(cli: Mapping[str, Any], environ: Mapping[str, str],
                    base: Mapping[str, tuple[Any, str]] | None = None) -> dict[str, tuple[Any, str]]:
-    """Merge sources in precedence order (base < env < command line) into name -> (value, source)."""
+    """Merge sources in precedence order (base < --config file < env < command line) into
+    name -> (value, source); the file's values are labelled with its path."""
     values: dict[str, tuple[Any, str]] = dict(base or {})
+    config_file = _config_file(cli, environ, values)
+    if config_file is not None:
+        from .config_file import load_config_file
+
+        for name, value in load_config_file(config_file[0]).items():
+            values[name] = (value, config_file[0])
+        values["config"] = config_file
     for name, opt in OPTIONS.items():
         found = env_value(opt, environ)
         if found is not None:
@@ -85,6 +93,20 @@ def collect_values(cli: Mapping[str, Any], environ: Mapping[str, str],
     for name, raw in cli.items():
         values[name] = (parse_value(OPTIONS[name], raw, source="command line"), "command line")
     return values
+
+
+def _config_file(cli: Mapping[str, Any], environ: Mapping[str, str],
+                 base: Mapping[str, tuple[Any, str]]) -> tuple[str, str] | None:
+    """(path, where it was named) of the --config file: command line, then GRANIAN_CONFIG, then base."""
+    opt = OPTIONS["config"]
+    if cli.get("config") is not None:
+        return parse_value(opt, cli["config"]), "command line"
+    found = env_value(opt, environ)
+    if found is not None and found[1]:
+        return parse_value(opt, found[1], source=f"environment {found[0]}"), "env"
+    if "config" in base and base["config"][0]:
+        return base["config"]
+    return None
 
 
 def config_from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:

@@ -6,8 +6,9 @@ Precedence, lowest first:
    ``MEDIA_URL``/``MEDIA_ROOT`` with ``serve_media``, django-sendfile2's ``SENDFILE_*``) and from the
    machine (workers from CPUs and memory, threads);
 2. ``settings.GRANIAN`` (a dict of option names -> values, the same names as the CLI flags);
-3. ``GRANIAN_*`` environment variables;
-4. the command line.
+3. the ``--config`` TOML file (``--config`` or ``GRANIAN_CONFIG``; same names);
+4. ``GRANIAN_*`` environment variables;
+5. the command line.
 
 The sources end up in ``Config._sources`` so the startup banner can say where every non-default
 value came from.
@@ -226,8 +227,11 @@ def build_config(cli: Mapping[str, Any], environ: Mapping[str, str] | None = Non
         base[name] = (value, SOURCE_GRANIAN)
     env = {k: v for k, v in environ.items() if k not in ("GRANIAN_APP", "GRANIAN_FACTORY")}
     values = collect_values(cli, env, base)
-    values.pop("app", None)
-    values.pop("factory", None)
+    for name in ("app", "factory"):
+        _, source = values.pop(name, (None, ""))
+        if source and source == values.get("config", (None, ""))[0]:
+            warnings.append(f"{name!r} in {source} is ignored: manage.py granian serves the project named by "
+                            "DJANGO_SETTINGS_MODULE.")
     route, root, static_warnings = static_mount(settings)
     warnings += static_warnings
     if root and importlib.util.find_spec("django_granian.static_files.files") is None:

@@ -261,6 +261,12 @@ class BaseServer:
         logger.info("Serving %s app %s (%s) on %s", self.interface.describe(), config.app or repr(self.app),
                     http, ", ".join(self.addresses))
         sources = getattr(config, "_sources", {})
+        if config.config:
+            from ..config_file import DJANGO_PRECEDENCE, PRECEDENCE
+
+            django = (config.app or "").startswith("django_granian.django.")
+            logger.info("Config file %s; precedence, lowest first: %s", config.config,
+                        (DJANGO_PRECEDENCE if django else PRECEDENCE).format(file=config.config))
         changed = config.non_defaults()
         if changed:
             opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({sources[k]})" if k in sources else "")

@@ -164,3 +164,56 @@ def test_compression_on_the_fast_path(private_env: dict[str, str], tmp_path: Pat
                 assert next(lines) == "data: first"
                 assert client.get("/events/release/").json() == {"released": True}
                 assert [line for line in lines if line] == ["data: second"]
+
+
+def test_slow_clients_do_not_hold_the_only_thread(private_env: dict[str, str], tmp_path: Path) -> None:
+    """--blocking-threads 1: a phone-speed upload to the CSRF-protected form view and a client that reads
+    nothing of a 32 MiB response; /api/health, which needs the same thread, is answered meanwhile."""
+    import hashlib
+    import socket
+    import threading
+
+    from tests.core_client import Conn, get
+
+    data = bytes(range(256)) * 1200  # 300 KiB: spooled to a temporary file (over 256 KiB)
+    with django_server(private_env, tmp_path, "--blocking-threads", "1") as srv:
+        with httpx.Client(base_url=srv.url, timeout=15) as client:
+            form = client.get("/upload/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+            cookie = form.cookies["csrftoken"]
+            body = httpx.Request("POST", srv.url + "/upload/", data={"csrfmiddlewaretoken": token},
+                                 files={"file": ("slow.bin", data, "application/octet-stream")})
+            payload = body.read()
+            head = get("/upload/", f"Content-Type: {body.headers['content-type']}",
+                       f"Content-Length: {len(payload)}", f"Cookie: csrftoken={cookie}",
+                       f"Referer: {srv.url}/upload/", method="POST")
+            release = threading.Event()
+            result: dict = {}
+
+            def slow_upload() -> None:
+                with Conn(srv.port, timeout=30) as c:
+                    c.send(head)
+                    for i in range(0, 40 * 1024, 1024):  # ~10 KB/s for the first 40 KiB
+                        c.send(payload[i:i + 1024])
+                        release.wait(0.1)
+                    result["holding"] = True
+                    release.wait(30)
+                    c.send(payload[40 * 1024:])
+                    result["response"] = c.read_response()
+
+            uploader = threading.Thread(target=slow_upload, daemon=True)
+            uploader.start()
+            wait_until(lambda: result.get("holding"), timeout=30)
+            assert client.get("/api/health").json() == {"status": "ok"}  # the upload is incomplete
+            reader = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+            try:
+                reader.sendall(get("/big/?mb=32"))
+                assert reader.recv(1024).startswith(b"HTTP/1.1 200")
+                assert client.get("/api/health").json() == {"status": "ok"}  # 32 MiB unread, thread free
+            finally:
+                reader.close()
+            release.set()
+            uploader.join(30)
+            r = result["response"]
+            assert r.status == 200, r.body
+            assert json.loads(r.body)["sha256"] == hashlib.sha256(data).hexdigest()

@@ -47,7 +47,7 @@ def test_environ(server: ServerProcess) -> None:
     assert env["wsgi.url_scheme"] == "http" and env["wsgi.version"] == [1, 0]
     assert env["wsgi.multithread"] is True and env["wsgi.multiprocess"] is False
     assert env["wsgi.run_once"] is False and env["has_file_wrapper"] is True
-    assert env["wsgi.input"] == "WSGIInput"
+    assert env["wsgi.input"] == "BytesIO"  # read whole on the event loop before the app ran (small: in memory)
     assert env["wsgi.input_terminated"] is True
 
 
@@ -57,8 +57,19 @@ def test_outside_prefix_is_404(server: ServerProcess) -> None:
         assert c.request(get("/app")).body == b"ok "
 
 
+@pytest.fixture(scope="module")
+def streaming(marks: Path) -> Iterator[ServerProcess]:
+    """The same app with --no-request-body-buffering: wsgi.input streams from the loop (WSGIInput)."""
+    with start_server(["--interface", "wsgi", "core_apps:wsgi", "--url-path-prefix", "/app", "--http", "1",
+                       "--no-request-body-buffering"], tmp_path=marks, env={"CORE_MARK_DIR": str(marks)}) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("buffered", [True, False])
 @pytest.mark.parametrize("chunked", [False, True])
-def test_streaming_input(server: ServerProcess, chunked: bool) -> None:
+def test_streaming_input(server: ServerProcess, streaming: ServerProcess, chunked: bool, buffered: bool) -> None:
+    if not buffered:
+        server = streaming
     body = b"".join(b"line %d\n" % i for i in range(20000))  # ~200 KB
     def send(path: str) -> bytes:
         with Conn(server.port) as c:

@@ -1,9 +1,13 @@
 """WSGI (PEP 3333) interface: apps run in a thread pool; the event loop keeps all socket I/O.
 
 Per request the worker thread builds nothing but the environ; results come back to the loop with
-one ``call_soon_threadsafe`` for the common single-body response. Request bodies stream into
-``wsgi.input`` (blocking reads in the app thread, :mod:`.wsgi_io`), responses stream out with
-backpressure; a ``wsgi.file_wrapper`` over a regular file goes out from the event loop (sendfile).
+one ``call_soon_threadsafe`` for the common single-body response. Request bodies are read whole on
+the event loop before a pool thread gets the request (:class:`~.wsgi_io.BufferedBody`: in memory up
+to ``--request-body-buffer-size``, then in a temporary file), so a slow upload never holds a thread;
+with ``--no-request-body-buffering`` they stream into ``wsgi.input`` (blocking reads in the app
+thread, :class:`~.wsgi_io.WSGIInput`). Responses stream out with backpressure; a body sent at once
+and a ``wsgi.file_wrapper`` over a regular file (sent from the event loop with sendfile) leave the
+thread at once, whatever the client's speed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from .encoding import encode_headers
 from .interface import HTTPInterface
 from .scope import strip_prefix, wsgi_path
 from .threadpool import ThreadPool
-from .wsgi_io import EMPTY_INPUT, FileWrapper, WSGIInput
+from .wsgi_io import EMPTY_INPUT, BufferedBody, FileWrapper, WSGIInput
 
 logger = logging.getLogger("django_granian.app")
 
@@ -31,7 +35,7 @@ _FILE_TASKS: set[asyncio.Task] = set()  # file responses being sent by the event
 
 class WSGICycle:
     __slots__ = ("app", "environ", "channel", "loop", "executor", "input", "disconnected", "status", "headers",
-                 "head_sent", "sent", "written", "finished", "length")
+                 "head_sent", "sent", "written", "finished", "length", "buffered", "body")
 
     def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
                  executor: ThreadPool, body_input: WSGIInput | None) -> None:
@@ -49,23 +53,64 @@ class WSGICycle:
         self.sent = 0  # bytes handed to the loop (app thread)
         self.written = 0  # bytes written by the loop
         self.finished = False
+        self.buffered: BufferedBody | None = None  # the request body being read before the app runs
+        self.body: BufferedBody | None = None  # ... and once complete, until the app is done with it
 
     # -- loop thread ---------------------------------------------------------------------------
     def run(self) -> None:
+        if self.buffered is not None:
+            self.channel.want_body(self)  # (100 Continue) the app runs once the whole body is here
+            return
         self.executor.submit(self._work)
 
     def feed_body(self, data: bytes) -> None:
-        if self.input is not None:
+        buffered = self.buffered
+        if buffered is not None:
+            try:
+                buffered.write(data)
+            except OSError as exc:
+                self._buffer_failed(exc)
+        elif self.input is not None:
             self.input.feed(data)
 
     def end_body(self) -> None:
-        if self.input is not None:
+        buffered = self.buffered
+        if buffered is not None:
+            self.buffered = None
+            if self.disconnected or self.finished:
+                buffered.close()
+                return
+            environ = self.environ
+            try:
+                environ["wsgi.input"] = buffered.reader()
+            except OSError as exc:
+                self.buffered = buffered
+                self._buffer_failed(exc)
+                return
+            environ["CONTENT_LENGTH"] = str(buffered.size)  # known now, also for a chunked request
+            self.body = buffered
+            self.executor.submit(self._work)
+        elif self.input is not None:
             self.input.end()
 
     def disconnect(self) -> None:
         self.disconnected = True
+        buffered = self.buffered
+        if buffered is not None:  # gone before its body was complete: the app never runs
+            self.buffered = None
+            buffered.close()
         if self.input is not None:
             self.input.wake()
+
+    def _buffer_failed(self, exc: OSError) -> None:
+        """The body could not be spooled (disk full, --request-body-temp-dir gone): 500, the app never runs."""
+        buffered, self.buffered = self.buffered, None
+        if buffered is not None:
+            buffered.close()
+        logger.error("cannot buffer the request body of %s %s: %s", self.environ.get("REQUEST_METHOD"),
+                     self.environ.get("PATH_INFO"), exc)
+        self.head_sent = True
+        self._deliver_head(500, INTERNAL_ERROR_HEADERS, INTERNAL_ERROR_BODY, True)
 
     def _deliver_head(self, status: int, headers: Any, body: bytes, end: bool) -> None:
         self.written += len(body)
@@ -195,6 +240,10 @@ class WSGICycle:
                     close()
                 except Exception:  # noqa: BLE001
                     logger.exception("exception in WSGI iterable close()")
+            body = self.body
+            if body is not None:  # the spooled request body: its temporary file goes away
+                self.body = None
+                body.close()
 
     def _send_iterable(self, result: Iterable[bytes]) -> None:
         """Send a response body that is not a list: chunk by chunk, stopping at its Content-Length.
@@ -251,6 +300,10 @@ class WSGIInterface(HTTPInterface):
         self.executor = ThreadPool(threads, initializer=initializer)
         self.multiprocess = multiprocess
         self.body_timeout = server.body_timeout
+        config = server.config
+        self.buffering = config.request_body_buffering
+        self.buffer_size = config.request_body_buffer_size
+        self.temp_dir = config.request_body_temp_dir
         script_name = server.root_path
         self.base_environ = {
             "SCRIPT_NAME": script_name,
@@ -270,11 +323,14 @@ class WSGIInterface(HTTPInterface):
                                 self.server.prefix_bytes)
         has_body = head.chunked or head.content_length > 0
         cycle = self.cycle_class(self.app, environ, channel, self.loop, self.executor, None)
-        if has_body:
+        if not has_body:
+            environ["wsgi.input"] = EMPTY_INPUT
+        elif self.buffering:
+            cycle.buffered = BufferedBody(self.buffer_size, self.temp_dir)
+            environ["wsgi.input"] = EMPTY_INPUT  # replaced by the body once it is complete
+        else:
             cycle.input = WSGIInput(cycle, self.body_timeout)
             environ["wsgi.input"] = cycle.input
-        else:
-            environ["wsgi.input"] = EMPTY_INPUT
         return cycle
 
     async def shutdown(self, timeout: float) -> None:

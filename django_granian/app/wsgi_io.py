@@ -1,10 +1,14 @@
-"""The WSGI cycle's file-like objects: ``wsgi.input`` (a blocking reader in the app thread, fed by the
-event loop) and ``wsgi.file_wrapper`` (a file the event loop may send with sendfile)."""
+"""The WSGI cycle's file-like objects: the request body read whole before the app runs
+(:class:`BufferedBody`, the default), ``wsgi.input`` streamed to the app thread by the event loop
+(:class:`WSGIInput`, with ``--no-request-body-buffering``) and ``wsgi.file_wrapper`` (a file the
+event loop may send with sendfile)."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
+import tempfile
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -13,6 +17,50 @@ if TYPE_CHECKING:
     from .wsgi import WSGICycle
 
 INPUT_HIGH_WATER = 256 * 1024  # buffered request body before the channel is asked to stop reading
+
+
+class BufferedBody:
+    """A request body collected on the event loop before the app runs: chunks in memory up to ``limit``
+    bytes, then everything in an anonymous temporary file in ``temp_dir`` (deleted when closed), like
+    nginx's client_body_buffer_size and client_body_temp_path."""
+
+    __slots__ = ("limit", "temp_dir", "chunks", "size", "file")
+
+    def __init__(self, limit: int, temp_dir: str | None) -> None:
+        self.limit = limit
+        self.temp_dir = temp_dir
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.file: Any = None
+
+    def write(self, data: bytes) -> None:
+        """Loop thread; OSError when the temporary file cannot be created or written."""
+        self.size += len(data)
+        file = self.file
+        if file is not None:
+            file.write(data)
+            return
+        self.chunks.append(data)
+        if self.size > self.limit:
+            file = self.file = tempfile.TemporaryFile(dir=self.temp_dir)
+            file.write(b"".join(self.chunks))
+            self.chunks = []
+
+    def reader(self) -> Any:
+        """``wsgi.input``: the file rewound, or the bytes in memory."""
+        file = self.file
+        if file is not None:
+            file.flush()
+            file.seek(0)
+            return file
+        chunks = self.chunks
+        return io.BytesIO(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def close(self) -> None:
+        self.chunks = []
+        file, self.file = self.file, None
+        if file is not None:
+            file.close()
 
 
 class FileWrapper:

@@ -122,6 +122,11 @@ def private(request: HttpRequest, name: str) -> HttpResponse:
     return sendfile(request, settings.SENDFILE_ROOT / name, attachment=True)
 
 
+def big(request: HttpRequest) -> HttpResponse:
+    """``?mb=N`` MiB in one HttpResponse (tests: a slow reader must not hold the pool thread)."""
+    return HttpResponse(b"x" * (int(request.GET.get("mb", "32")) << 20), content_type="application/octet-stream")
+
+
 def _bench_rows(count: int) -> list[dict]:
     import random
 

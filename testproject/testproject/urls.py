@@ -18,6 +18,7 @@ urlpatterns = [
     path("private/<path:name>", views.private, name="private"),
     path("bench/page/", views.bench_page, name="bench-page"),
     path("bench/data/", views.bench_data, name="bench-data"),
+    path("big/", views.big, name="big"),
     # tests/test_browser.py: a page whose JavaScript echoes a message over the /ws/echo WebSocket
     path("ws-echo/", TemplateView.as_view(template_name="demo/ws_echo.html"), name="ws-echo"),
 ]

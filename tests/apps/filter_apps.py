@@ -12,6 +12,8 @@ Routes (query string ``n`` = body size where it applies):
   /accel?to=V a response with X-Accel-Redirect: V, Content-Disposition and a body that must not leak
   /accel-stream?to=V the same, streamed (the app keeps sending)     /sendfile?to=V  X-Sendfile: V
   /buffering  an ordinary response with X-Accel-Buffering: no (the header must not leak)
+WSGI only (request body buffering): /upload-info reads wsgi.input and describes it; /fast answers at once;
+  /big is 32 MiB sent at once (a slow reader must not hold the thread)
 """
 
 from __future__ import annotations
@@ -127,8 +129,38 @@ async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 # -- WSGI -----------------------------------------------------------------------------------------------
+def upload_info(environ) -> bytes:  # type: ignore[no-untyped-def]
+    import hashlib
+    import json
+
+    inp = environ["wsgi.input"]
+    data = inp.read()
+    info = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "input": type(inp).__name__,
+            "content_length": environ.get("CONTENT_LENGTH"), "spooled": False, "file": None}
+    try:
+        fd = inp.fileno()
+    except (AttributeError, OSError, ValueError):
+        pass
+    else:
+        info["spooled"] = True
+        info["file"] = os.readlink(f"/proc/self/fd/{fd}")
+    return json.dumps(info).encode()
+
+
+BIG = b"b" * (32 * 1024 * 1024)
+
+
 def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
     path, query = environ["PATH_INFO"], environ.get("QUERY_STRING", "")
+    if path == "/upload-info":
+        start_response("200 OK", [("content-type", "application/json")])
+        return [upload_info(environ)]
+    if path == "/fast":
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [b"fast"]
+    if path == "/big":
+        start_response("200 OK", [("content-type", "application/octet-stream"), ("content-length", str(len(BIG)))])
+        return [BIG]
     found = route(path, query)
     if found is not None:
         status, headers, body = found

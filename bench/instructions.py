@@ -62,6 +62,7 @@ class Target:
     large: int = 2500
     warmup: int = 200
     idle: float = 5.0
+    headers: tuple[str, ...] = ()  # request headers, e.g. ("accept-encoding: gzip",)
 
 
 TARGETS: dict[str, Target] = {
@@ -70,6 +71,12 @@ TARGETS: dict[str, Target] = {
     "django": Target("django", "manage.py granian", "/api/health", small=200, large=700, warmup=100),
     "h2": Target("h2", "django-granian --http 2", "/", h2=True),
     "static": Target("static", "django-granian static", "/static/app.css"),
+    "compress-html-gzip": Target("compression", "manage.py granian --compress", "/bench/page/", small=100, large=400,
+                                 warmup=50, headers=("accept-encoding: gzip",)),
+    "compress-html-zstd": Target("compression", "manage.py granian --compress", "/bench/page/", small=100, large=400,
+                                 warmup=50, headers=("accept-encoding: gzip, deflate, br, zstd",)),
+    "compress-html-identity": Target("compression", "manage.py granian --compress", "/bench/page/", small=100,
+                                     large=400, warmup=50, headers=("accept-encoding: identity",)),
 }
 
 _SUMMARY = re.compile(rb"^summary: (\d+)", re.M)
@@ -88,9 +95,11 @@ def _run(argv: list[str], timeout: float) -> str:
     return proc.stdout
 
 
-def batch(url: str, n: int, h2: bool, timeout: float) -> None:
+def batch(url: str, n: int, h2: bool, timeout: float, headers: tuple[str, ...] = ()) -> None:
     """``n`` requests, one at a time on one connection; every one must be answered 2xx."""
     argv = ["h2load", "-n", str(n), "-c", "1", "-m", "1", "-t", "1"]
+    for header in headers:
+        argv += ["-H", header]
     if not h2:
         argv.append("--h1")
     out = _run([*argv, url], timeout)
@@ -148,7 +157,7 @@ def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int
                 raise MeasureError(f"server did not start: {exc}\n{proc.output()}") from None
             url = f"http://{HOST}:{port}{target.path}"
             timeout = 1200.0
-            batch(url, warmup, target.h2, timeout)
+            batch(url, warmup, target.h2, timeout, target.headers)
             pid = proc.pid
             control(pid, "-i", "on")
 
@@ -165,7 +174,7 @@ def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int
             idle_rate = idle_count / idle_time if idle > 0 else 0.0
             counts = {}
             for n in (small, large):
-                raw, elapsed = counted(lambda n=n: batch(url, n, target.h2, timeout))
+                raw, elapsed = counted(lambda n=n: batch(url, n, target.h2, timeout, target.headers))
                 counts[n] = raw - idle_rate * elapsed
                 if log:
                     print(f"  {n} requests: {raw:,} instructions in {elapsed:.1f}s, {counts[n]:,.0f} without "

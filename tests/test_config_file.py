@@ -119,3 +119,19 @@ def test_manage_py_granian_reads_it_after_settings_granian(tmp_path: Path) -> No
     assert options["--backpressure"] == {"value": 9, "source": "env"}               # env > file
     assert options["--http1-buffer-size"] == {"value": 32768, "source": "command line"}
     assert options["--config"] == {"value": path, "source": "env"}
+
+
+def test_the_documented_files_use_known_options() -> None:
+    """Every ```toml block in the docs parses and names only real options."""
+    import re
+
+    from django_granian.config import OPTIONS
+    from django_granian.config_file import tomllib
+
+    blocks = 0
+    for page in sorted((ROOT / "docs").rglob("*.md")):
+        for block in re.findall(r"```toml\n(.*?)```", page.read_text(), re.S):
+            data = tomllib.loads(block)
+            assert [k for k in data if k.replace("-", "_") not in OPTIONS] == [], page
+            blocks += 1
+    assert blocks >= 2

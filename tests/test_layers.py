@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_granian"
 # the first name below django_granian -> its layer (higher numbers may import lower ones)
 LAYERS = {
     "protocol": 0,  # sans-IO: bytes in, events out
-    "config": 1, "logs": 1, "futures": 1, "sizing": 1,  # leaves every layer may use, and the content
+    "config": 1, "config_file": 1, "logs": 1, "futures": 1, "sizing": 1,  # leaves every layer may use, and the content
     "compression": 1,  # codings (config.py and compression/policy.py share the type rules)
     "acme": 2,  # certificates: the ACME client and process, the cache directory the server reads
     "server": 3,  # asyncio transports and channels

@@ -444,6 +444,7 @@ CASES: dict[str, Any] = {
     "altsvc_from_client": case(lambda c: [frame(0xA, 0, 0, b"ext"), c.headers(1)]),
     "settings_invalid_then_valid": case(lambda c: [frame(SETTINGS, 0, 0, setting(2, 100) + setting(2, 0))]),
     "push_promise_without_end_headers": case(lambda c: [c.headers(1, end=False), frame(PUSH, 0, 1, u32(2))]),
+    "push_promise_too_short": case(lambda c: [frame(PUSH, 0, 0, b"")]),
     "goaway_reserved_bit": case(lambda c: [c.headers(1), frame(GOAWAY, 0, 0, u32(0x80000001) + u32(0))]),
     "continuation_on_closed_stream": case(lambda c: [c.headers(1), c.headers(3), frame(CONT, EH, 1, b"")],
                                           Mode(respond=True)),
@@ -484,6 +485,9 @@ STRICTER_THAN_H2: dict[str, tuple[str, str, Callable[[Outcome], bool]]] = {
     "push_promise_without_end_headers": ("RFC 9113 §8.4", "a PUSH_PROMISE from a client is a PROTOCOL_ERROR at "
                                          "once (h2 first waits for the end of its header block)",
                                          _error(C.PROTOCOL_ERROR)),
+    "push_promise_too_short": ("RFC 9113 §4.2", "a PUSH_PROMISE too short for its promised stream id is a "
+                               "FRAME_SIZE_ERROR, looked at before the PROTOCOL_ERROR of any client PUSH_PROMISE "
+                               "(h2 reports PROTOCOL_ERROR)", _error(C.FRAME_SIZE_ERROR)),
     "continuation_on_closed_stream": ("RFC 9113 §6.10", "a CONTINUATION outside a header block is always a "
                                       "PROTOCOL_ERROR (h2 reports STREAM_CLOSED when its stream is closed)",
                                       _error(C.PROTOCOL_ERROR)),
@@ -719,6 +723,8 @@ def _explained(sent: Sent, ours: tuple, ref: tuple, our_resets: set[int], after_
         return "settings_invalid_then_valid"
     if sent.kind == PUSH and error == C.PROTOCOL_ERROR and ref_error is None:
         return "push_promise_without_end_headers"
+    if sent.kind == PUSH and error == C.FRAME_SIZE_ERROR and ref_error == C.PROTOCOL_ERROR:
+        return "push_promise_too_short"
     if sent.kind == GOAWAY and [e[:2] for e in events] == [e[:2] for e in ref[0]] and error == ref_error:
         return "goaway_reserved_bit"
     if sent.kind == CONT and error == C.PROTOCOL_ERROR and ref_error != C.PROTOCOL_ERROR:

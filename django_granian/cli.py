@@ -11,10 +11,10 @@ from . import __version__
 from .config import OPTIONS, Config, ConfigError, Option, env_value, parse_value
 
 GROUP_TITLES = {
-    "app": "Application", "binding": "Binding", "http": "HTTP", "http2": "HTTP/2", "websockets": "WebSockets",
-    "tls": "TLS", "acme": "Automatic HTTPS (ACME)", "workers": "Workers and runtime", "reload": "Reload",
-    "static": "Static and media files", "accel": "X-Accel-Redirect / X-Sendfile", "compression": "Compression",
-    "logging": "Logging", "metrics": "Metrics",
+    "app": "Application", "binding": "Binding", "http": "HTTP", "http2": "HTTP/2", "http3": "HTTP/3",
+    "websockets": "WebSockets", "tls": "TLS", "acme": "Automatic HTTPS (ACME)", "workers": "Workers and runtime",
+    "reload": "Reload", "static": "Static and media files", "accel": "X-Accel-Redirect / X-Sendfile",
+    "compression": "Compression", "logging": "Logging", "metrics": "Metrics",
 }
 
 

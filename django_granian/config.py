@@ -173,6 +173,29 @@ class Config:
                                          group="http2")
     http2_max_send_buffer_size: int = option(409600, "HTTP/2 maximum write buffer per stream.", "int", minimum=1,
                                              group="http2")
+    # --- HTTP/3 ---------------------------------------------------------------------------------
+    http3: bool = option(False, "Also serve HTTP/3 (QUIC over UDP) on the HTTPS port, with the same certificate "
+                         "(`--ssl-*` or ACME); HTTP/1.1 and HTTP/2 responses advertise it with `Alt-Svc`. Needs "
+                         "TLS and the `http3` extra (aioquic).", "bool", group="http3", granian=False)
+    http3_port: int | None = option(None, "UDP port of the HTTP/3 listener and of its `Alt-Svc` advertisement "
+                                    "(default: --port).", "int", minimum=0, maximum=65535, group="http3",
+                                    granian=False, nullable=True)
+    http3_alt_svc_max_age: int = option(86400, "Seconds clients may remember the `Alt-Svc: h3` advertisement "
+                                        "(`ma=`); 0: do not advertise (clients then find HTTP/3 only through "
+                                        "DNS HTTPS records).", "int", minimum=0, group="http3", granian=False)
+    http3_idle_timeout: float = option(30.0, "Seconds a QUIC connection may be silent before it is closed "
+                                       "(its max_idle_timeout transport parameter).", "float", minimum=1,
+                                       group="http3", granian=False)
+    http3_max_concurrent_streams: int = option(100, "Request streams a client may have open at once on one "
+                                               "HTTP/3 connection (QUIC MAX_STREAMS).", "int", minimum=1,
+                                               maximum=10000, group="http3", granian=False)
+    http3_max_headers_size: int = option(65536, "Largest request header section (bytes, as QPACK decodes it) "
+                                         "an HTTP/3 client may send (SETTINGS_MAX_FIELD_SECTION_SIZE); a "
+                                         "larger HEADERS frame gets 431 or a reset.", "size", minimum=1024,
+                                         group="http3", granian=False)
+    http3_retry: bool = option(False, "Validate a client's address with a QUIC Retry before any handshake work "
+                               "(one more round trip per new connection; against spoofed-source floods).",
+                               "bool", group="http3", granian=False)
     # --- WebSockets ----------------------------------------------------------------------------
     ws_max_message_size: int = option(16777216, "Maximum WebSocket message size (bytes); larger closes with "
                                       "1009.", "size", minimum=1, group="websockets", granian=False)
@@ -453,6 +476,7 @@ class Config:
         if self.uds_permissions is not None and self.uds is None:
             raise ConfigError("--uds-permissions needs --uds")
         self._validate_https()
+        self._validate_http3()
         self.forwarded_networks()  # validates the CIDRs
         if self.log_config:
             import json
@@ -513,6 +537,19 @@ class Config:
             if not self.tls_enabled:
                 raise ConfigError("--hsts needs HTTPS (--ssl-certificate or --acme-domain)")
             self.hsts = hsts_value(self.hsts)
+
+    def _validate_http3(self) -> None:
+        if not self.http3:
+            if self.http3_port is not None:
+                raise ConfigError("--http3-port needs --http3")
+            return
+        if not self.tls_enabled:
+            raise ConfigError("--http3 needs TLS (QUIC is always encrypted): --ssl-certificate and --ssl-keyfile, "
+                              "or --acme-domain")
+        if self.uds:
+            raise ConfigError("--http3 listens on UDP --host:--http3-port; it cannot be combined with --uds")
+        if self.http3_port is not None and self.http3_port == self.http_redirect_port:
+            raise ConfigError(f"--http3-port {self.http3_port} is the same as --http-redirect-port")
 
     def forwarded_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
         """Trusted proxy networks; None when all are trusted (``*``)."""

@@ -88,6 +88,8 @@ COMPANIONS = {
     "x_accel_route": ["--x-accel-mount", "{dir}", "--x-accel-mount", "{dir}"],
     "x_accel_mount": ["--x-accel-route", "/a", "--x-accel-route", "/b"],
     "serve_media": ["--media-path-mount", "{dir}"],
+    "http3": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],
+    "http3_port": ["--ssl-certificate", "{file}", "--ssl-keyfile", "{file}"],  # and --http3 (below)
 }
 NAMES = [n for n in OPTIONS if n != "app"]
 
@@ -103,7 +105,8 @@ def test_every_option_from_command_line_and_env(name, tmp_path):
     extra_file = tmp_path / "extra.pem"
     extra_file.write_text("x")
     extra = [a.format(file=extra_file, dir=tmp_path) for a in COMPANIONS.get(name, [])]
-    config = config_from_args([*args, *extra, "app:app"], environ={})
+    flags = ["--http3"] if name == "http3_port" else []  # a companion without a value
+    config = config_from_args([*flags, *args, *extra, "app:app"], environ={})
     assert getattr(config, name) == expected
     assert config._sources[name] == "command line"  # type: ignore[attr-defined]
 
@@ -124,6 +127,8 @@ def test_every_option_from_command_line_and_env(name, tmp_path):
     if name in ("x_accel_route", "x_accel_mount"):  # list companions: both values in one variable
         companion_env = {"GRANIAN_X_ACCEL_MOUNT": f"{tmp_path} {tmp_path}", "GRANIAN_X_ACCEL_ROUTE": "/a /b"}
         del companion_env[opt.env]
+    if flags:
+        companion_env["GRANIAN_HTTP3"] = "true"
     config = config_from_args(["app:app"], environ={**env, **companion_env})
     assert getattr(config, name) == expected
     assert config._sources[name] == "env"  # type: ignore[attr-defined]

@@ -60,10 +60,11 @@ def _malformed(reason: str) -> ProtocolError:
     return ProtocolError(400, reason)
 
 
-def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> RequestHead:
+def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool, version: str = "2") -> RequestHead:
     """Validate an h2 request header block (RFC 9113 section 8.2/8.3, RFC 8441) and build a
     :class:`RequestHead` from it; :class:`ProtocolError` means a malformed request (the caller
-    resets the stream with PROTOCOL_ERROR).
+    resets the stream with PROTOCOL_ERROR). HTTP/3 requests (RFC 9114 section 4.3, RFC 9220) follow
+    the same rules and come through here with ``version`` "3".
 
     h2's own inbound validation is turned off: this single pass does the same checks.
     ``:authority`` becomes a ``host`` header when the request has none (what HTTP/1.1 apps and
@@ -162,7 +163,7 @@ def request_head(headers: Iterable[tuple[bytes, bytes]], end_stream: bool) -> Re
         length, chunked = content_length, False
     else:
         length, chunked = 0, True
-    return RequestHead(method.decode("latin-1"), path, raw_path, query, "2", regular, length, chunked, True,
+    return RequestHead(method.decode("latin-1"), path, raw_path, query, version, regular, length, chunked, True,
                        expect and not end_stream, protocol.lower() if protocol is not None else None, host)
 
 
@@ -296,7 +297,7 @@ _ENCODER = Encoder()
 _ENCODER.header_table_size = 0
 TABLE_SIZE_ZERO = _ENCODER.encode([])  # the "dynamic table size update" to 0, as hpack encodes it
 _FIELDS: dict[tuple[bytes, bytes], bytes] = {}
-_RESPONSES: dict[Any, tuple[bytes, int, int]] = {}
+_RESPONSES: dict[Any, list[Any]] = {}  # (status, headers) -> [response_fields(), response_block() or None]
 CACHE_ENTRIES = 4096
 
 
@@ -316,19 +317,16 @@ def encode_fields(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
     return b"".join([encode_field(name, value) for name, value in fields])
 
 
-def response_block(status: int, headers: Any) -> tuple[bytes, int, int]:
-    """Validated and HPACK-encoded response headers, memoised per ``(status, headers)``:
-    ``(block, content-length or -1, defaults present)`` where the last is a bit mask of the
-    default fields the app set itself (1: ``date``, 2: ``server``); the caller appends the others.
-    Raises :class:`ResponseHeaderError` like :func:`response_headers`."""
+def _response_entry(status: int, headers: Any) -> list[Any]:
+    """The memo of one ``(status, headers)``: ``[(fields, length, present), (block, length, present) or None]``."""
     if type(headers) is not tuple:
         headers = tuple(headers)  # any iterable, read once (a generator must not be consumed twice)
     try:
         key: Any = (status, headers)
-        info = _RESPONSES.get(key)
+        entry = _RESPONSES.get(key)
     except TypeError:  # unhashable pairs (lists): validate and encode every time
-        key = info = None
-    if info is None:
+        key = entry = None
+    if entry is None:
         fields, length = response_headers(status, headers, [], _DEFAULT_NAMES)
         present = 0
         for name, _ in fields:
@@ -336,12 +334,32 @@ def response_block(status: int, headers: Any) -> tuple[bytes, int, int]:
                 present |= 1
             elif name == b"server":
                 present |= 2
-        info = (encode_fields(fields), length, present)
+        entry = [(fields, length, present), None]
         if key is not None:
             if len(_RESPONSES) >= CACHE_ENTRIES:
                 _RESPONSES.clear()
-            _RESPONSES[key] = info
-    return info
+            _RESPONSES[key] = entry
+    return entry
+
+
+def response_fields(status: int, headers: Any) -> tuple[list[tuple[bytes, bytes]], int, int]:
+    """Validated response fields (with ``:status``) as a list, memoised per ``(status, headers)``:
+    ``(fields, content-length or -1, defaults present)``, ``present`` as in :func:`response_block`.
+    The list is shared: copy it before adding fields. HTTP/3 hands it to QPACK."""
+    return _response_entry(status, headers)[0]  # type: ignore[no-any-return]
+
+
+def response_block(status: int, headers: Any) -> tuple[bytes, int, int]:
+    """Validated and HPACK-encoded response headers, memoised per ``(status, headers)``:
+    ``(block, content-length or -1, defaults present)`` where the last is a bit mask of the
+    default fields the app set itself (1: ``date``, 2: ``server``); the caller appends the others.
+    Raises :class:`ResponseHeaderError` like :func:`response_headers`."""
+    entry = _response_entry(status, headers)
+    info = entry[1]
+    if info is None:
+        fields, length, present = entry[0]
+        info = entry[1] = (encode_fields(fields), length, present)
+    return info  # type: ignore[no-any-return]
 
 
 _DEFAULT_NAMES = frozenset({b"date", b"server"})

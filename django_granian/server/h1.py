@@ -443,7 +443,7 @@ class HTTP1Protocol(Channel, asyncio.Protocol):
         server = self.server
         if has_date or has_server:
             extra = (b"" if has_date else server.date) + (b"" if has_server or not server.server_header
-                                                          else b"server: django-granian\r\n") + server.hsts
+                                                          else b"server: django-granian\r\n") + server.https_headers
         else:
             extra = server.default_headers
         self.resp_status = status

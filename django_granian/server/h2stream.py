@@ -47,10 +47,8 @@ class Defaults:
             cls.date = date
             date_field = encode_field(b"date", date[6:].strip())
             server_field = encode_field(*_SERVER_PAIR) if server.server_header else b""
-            hsts = server.hsts  # --hsts: sent whatever the app set (one policy per server)
-            hsts_field = encode_field(b"strict-transport-security", hsts[27:-2]) if hsts else b""
-            cls.blocks = [date_field + server_field + hsts_field, server_field + hsts_field, date_field + hsts_field,
-                          hsts_field]
+            https = encode_fields(server.https_fields)  # --hsts, Alt-Svc: sent whatever the app set
+            cls.blocks = [date_field + server_field + https, server_field + https, date_field + https, https]
         return cls.blocks
 
 

@@ -74,6 +74,9 @@ class BaseServer:
         self.certs: Any = None  # ServerCertificates of the HTTPS listener
         self.states: list[ServerState] = []  # the app's state, then the --http-redirect-port listener's
         self.handles_sighup = True  # reload the certificate files now (workers leave SIGHUP to the supervisor)
+        # --http3: the UDP socket(s) handed over by the supervisor (one per worker), else bound in serve()
+        self.quic_sockets: list[socket.socket] | None = None
+        self.quic_listeners: list[Any] = []
 
     # -- blocking entry point ---------------------------------------------------------------------
     def run(self, sockets: list[socket.socket] | None = None, redirect: list[socket.socket] | None = None) -> int:
@@ -155,10 +158,11 @@ class BaseServer:
                 server = await loop.create_server(factory, sock=sock, backlog=config.backlog, ssl=ssl_context)
                 self.servers.append(server)
             state.ssl = ssl_context is not None
-            if state.ssl:
-                state.set_hsts(config.hsts)
             scheme = "https" if ssl_context is not None else "http"
             self.addresses = [describe_socket(s, scheme) for s in sockets]
+            alt_svc = await self._serve_http3(state, sockets) if config.http3 else None
+            if state.ssl:
+                state.set_https_fields(config.hsts, alt_svc)
             if redirect:
                 await self._serve_redirect(loop, redirect)
             state.start()
@@ -202,6 +206,24 @@ class BaseServer:
             self.addresses.append(describe_socket(sock) + " (redirect to https)")
         state.start()
 
+    async def _serve_http3(self, state: ServerState, sockets: list[socket.socket]) -> str | None:
+        """The --http3 UDP listener on the HTTPS certificate; returns the Alt-Svc value to advertise."""
+        from . import quic
+
+        quic.check_available()
+        quic.check_config(self.config)
+        from .h3 import serve_http3
+
+        udp = self.quic_sockets
+        if not udp:
+            udp = self.quic_sockets = [quic.bind_udp(self.config.host, quic.http3_port(self.config, sockets))]
+        certs = quic.QuicCertificates(self.config, self.certs)
+        for sock in udp:
+            self.quic_listeners.append(await serve_http3(state, sock, certs))
+            self.addresses.append(describe_socket(sock, "https") + " (HTTP/3, UDP)")
+        max_age = self.config.http3_alt_svc_max_age
+        return f'h3=":{udp[0].getsockname()[1]}"; ma={max_age}' if max_age else None
+
     def _connections(self) -> list[Any]:
         return [conn for state in self.states for conn in state.connections]
 
@@ -241,6 +263,8 @@ class BaseServer:
                 await asyncio.wait_for(server.wait_closed(), 1.0)
             except (asyncio.TimeoutError, Exception):  # noqa: BLE001
                 pass
+        for listener in self.quic_listeners:
+            listener.close()
         await interface.shutdown(timeout)
         for each in self.states or [state]:
             each.stop()
@@ -256,6 +280,8 @@ class BaseServer:
         config = self.config
         py = ".".join(map(str, sys.version_info[:3]))
         http = {"auto": "HTTP/1.1 + HTTP/2", "1": "HTTP/1.1", "2": "HTTP/2"}[config.http]
+        if config.http3:
+            http += " + HTTP/3"
         logger.info("django-granian %s (Python %s, %s loop, pid %d)", __version__, py, loop_name(loop),
                     os.getpid())
         logger.info("Serving %s app %s (%s) on %s", self.interface.describe(), config.app or repr(self.app),

@@ -80,17 +80,26 @@ class ServerState:
         self.now = loop.time()
         self.date = b""
         self.default_headers = b""
-        # ``strict-transport-security: ...\r\n`` on HTTPS responses (--hsts), part of default_headers
-        self.hsts = b""
+        # HTTPS-only response fields, sent whatever the app set (one policy per server): --hsts and, with
+        # --http3, the Alt-Svc advertisement; ``https_headers`` is their HTTP/1.1 form, part of default_headers
+        self.https_fields: list[tuple[bytes, bytes]] = []
+        self.https_headers = b""
         self._ticker: asyncio.TimerHandle | None = None
         self._update_date()
 
     def _update_date(self) -> None:
         self.date = b"date: " + formatdate(usegmt=True).encode("ascii") + b"\r\n"
-        self.default_headers = self.date + (SERVER_HEADER if self.server_header else b"") + self.hsts
+        self.default_headers = self.date + (SERVER_HEADER if self.server_header else b"") + self.https_headers
 
-    def set_hsts(self, value: str | None) -> None:
-        self.hsts = b"strict-transport-security: " + value.encode("ascii") + b"\r\n" if value else b""
+    def set_https_fields(self, hsts: str | None, alt_svc: str | None = None) -> None:
+        """The TLS listener's extra response fields: Strict-Transport-Security (--hsts) and Alt-Svc (--http3)."""
+        fields = []
+        if hsts:
+            fields.append((b"strict-transport-security", hsts.encode("ascii")))
+        if alt_svc:
+            fields.append((b"alt-svc", alt_svc.encode("ascii")))
+        self.https_fields = fields
+        self.https_headers = b"".join(name + b": " + value + b"\r\n" for name, value in fields)
         self._update_date()
 
     def start(self) -> None:
@@ -112,14 +121,19 @@ class ServerState:
         """``conn`` serves ``transport`` from now on: it is tracked (timeouts, shutdown) and, with
         ``count``, counted (metrics); its ``client``, ``server_addr`` and ``peer_trusted`` are set.
         Returns True for a TLS connection."""
+        client, server_addr, tls = transport_peers(transport)
+        self.track(conn, client, server_addr, count)
+        return tls
+
+    def track(self, conn: Any, client: tuple[str, int] | None, server_addr: Any, count: bool = True) -> None:
+        """``opened()`` for a connection whose peers are known without a transport (HTTP/3 over UDP)."""
         self.connections.add(conn)
-        client, conn.server_addr, tls = transport_peers(transport)
         conn.client = client
+        conn.server_addr = server_addr
         proxy = self.proxy
         conn.peer_trusted = proxy is not None and proxy.trusts(client[0] if client else None)
         if count and self.metrics is not None:
             self.metrics.connection_opened()
-        return tls
 
     def closed(self, conn: Any) -> None:
         """``conn`` is gone (its transport is closed): no longer tracked, no longer counted as open."""

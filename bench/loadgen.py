@@ -162,6 +162,32 @@ class WsEcho(LoadTool):
                            p99_ms=data.get("p99_ms"), errors=data.get("errors"), unit="msg/s")
 
 
+class H3Load(LoadTool):
+    """HTTP/3 with ``bench/h3load.py`` (aioquic on uvloop): ``connections`` QUIC connections x ``streams``
+    requests in flight. A Python client: its own CPU use is in the ``load CPU`` column."""
+
+    name = "h3load"
+    requires = ("py:aioquic", "py:uvloop")
+
+    def __init__(self, connections: int = 4, streams: int = 16):
+        self.connections = connections
+        self.streams = streams
+
+    def command(self, url: str, duration: float, options: RunOptions) -> list[str]:
+        import sys
+
+        return [sys.executable, str(HERE / "h3load.py"), "--connections", str(self.connections), "--streams",
+                str(self.streams), "--duration", str(duration), url.replace("http://", "https://", 1)]
+
+    def describe(self, options: RunOptions) -> str:
+        return f"bench/h3load.py --connections {self.connections} --streams {self.streams}"
+
+    def parse(self, stdout: str) -> dict:
+        data = _json_line(stdout)
+        return measurement(data["requests"], data["duration_s"], p50_ms=data.get("p50_ms"),
+                           p99_ms=data.get("p99_ms"), errors=data.get("errors"), nbytes=data.get("bytes"))
+
+
 class InProcess(LoadTool):
     """For ``Server(inprocess=True)`` rows: the server's own argv prints ``BENCH_JSON {"requests", "duration_s"}``."""
 

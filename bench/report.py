@@ -132,26 +132,27 @@ def markdown(scenario: Scenario, result: Result, meta: dict) -> str:
         unit = next((r.runs[0].get("unit", "req/s") for r in rows if r.runs), "req/s")
         lines += [f"### {workload}: `{result.load_commands.get(workload, '')}`", ""]
         head = (("| group " if len(groups) > 1 else "") + f"| server | {unit} (median) | rounds | p50 ms | p99 ms "
-                "| errors | server CPU | per server CPU-s | ours ÷ this | ours ÷ this per CPU-s |")
+                "| errors | server CPU | load CPU | per server CPU-s | ours ÷ this | ours ÷ this per CPU-s |")
         align = ["---"] * (len(groups) > 1) + ["---", "---:", "---", "---:", "---:", "---:", "---:", "---:", "---:",
-                                               "---:"]
+                                               "---:", "---:"]
         lines += [head, "|" + "|".join(align) + "|"]
         for row in rows:
             base = first[(row.workload, row.group)]
             med = row.median_rps
             if row.failure:
                 cells = [f"**{row.server}**", "failed", row.failure.replace("|", "/").replace("\n", " ")[:160],
-                         "", "", "", "", "", "", ""]
+                         "", "", "", "", "", "", "", ""]
             else:
                 rounds = " / ".join(f"{r['rps']:,.0f}" for r in row.runs)
                 errs = f"**{row.errors}** ⚠" if row.errors else "0"
                 if row.probe and not row.probe.startswith("HTTP 2") and not row.probe.startswith("HTTP 3"):
                     errs += f" (probe: {row.probe})"
                 cpu = row.median_of("server_cpu")
+                load = row.median_of("load_cpu")  # the load generator's own CPU (a core's worth is 100%)
                 eff = row.median_of("per_cpu_s")
                 cells = [row.server, f"{med:,.0f}" if med else "–", rounds, _fmt(row.median_of("p50_ms")),
                          _fmt(row.median_of("p99_ms")), errs, "–" if cpu is None else f"{cpu:.0%}",
-                         f"{eff:,.0f}" if eff else "–",
+                         "–" if load is None else f"{load:.0%}", f"{eff:,.0f}" if eff else "–",
                          "baseline" if row is base else _ratio(base.median_rps, med),
                          "baseline" if row is base else _ratio(base.median_of("per_cpu_s"), eff)]
             if len(groups) > 1:

@@ -52,7 +52,10 @@ class Supervisor:
         self.workers: dict[int, WorkerHandle] = {}
         self.sockets: list[socket.socket] = []  # the app's (HTTPS when TLS is on)
         self.redirect: list[socket.socket] = []  # the --http-redirect-port listener
-        self.listening: list[socket.socket] = []  # both: what helper processes must close
+        self.listening: list[socket.socket] = []  # all of them: what helper processes must close
+        # --http3: one SO_REUSEPORT UDP socket per worker slot, all held here for the whole run, so the
+        # kernel's 4-tuple hash keeps mapping a client to the same slot across respawns (docs/howto/http3.md)
+        self.quic: list[socket.socket] = []
         self.sel = selectors.DefaultSelector()
         self.helpers = Helpers(config, self.sel, self.listening, self._supervisor_fds)
         self.recycler = Recycler(config)
@@ -89,6 +92,11 @@ class Supervisor:
             from ..acme import check as check_acme
 
             check_acme(config)
+        if config.http3:
+            from ..server import quic
+
+            quic.check_available()
+            quic.check_config(config)
         self.pid_file.check()
 
     # -- main -----------------------------------------------------------------------------------------
@@ -116,7 +124,9 @@ class Supervisor:
             scheme = "https" if self.config.tls_enabled else "http"
             logger.info("Supervisor pid %d: starting %d worker(s) (%s%s)", os.getpid(), self.target, mode,
                         ", ".join([*(describe_socket(s, scheme) for s in self.sockets),
-                                   *(describe_socket(s) + " (redirect)" for s in self.redirect)]))
+                                   *(describe_socket(s) + " (redirect)" for s in self.redirect),
+                                   *(describe_socket(s, "https") + f" (HTTP/3, UDP, {len(self.quic)} sockets)"
+                                     for s in self.quic[:1])]))
             now = time.monotonic()
             for slot in range(1, self.target + 1):
                 self._spawn(slot, now, "start")
@@ -139,7 +149,24 @@ class Supervisor:
         else:
             self.sockets = bind_sockets(self.config)
             self.redirect = bind_redirect(self.config)
-        self.listening[:] = [*self.sockets, *self.redirect]  # the list the helpers share
+        if self.config.http3:
+            self.quic = [self._bind_quic() for _ in range(self.target)]
+        self.listening[:] = [*self.sockets, *self.redirect, *self.quic]  # the list the helpers share
+
+    def _bind_quic(self) -> socket.socket:
+        from ..server.quic import bind_udp, http3_port
+
+        return bind_udp(self.config.host, http3_port(self.config, self.sockets), reuse_port=True)
+
+    def _quic_for(self, slot: int) -> list[socket.socket]:
+        """The UDP socket of ``slot`` (a new one for a slot added by SIGTTIN)."""
+        if not self.config.http3:
+            return []
+        while len(self.quic) < slot:
+            sock = self._bind_quic()
+            self.quic.append(sock)
+            self.listening.append(sock)
+        return [self.quic[slot - 1]]
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -304,13 +331,14 @@ class Supervisor:
 
     def _spawn(self, slot: int, now: float, reason: str, predecessor: WorkerHandle | None = None) -> WorkerHandle:
         parent_end, child_end = socket.socketpair()
-        close_fds = [parent_end.fileno(), *self._supervisor_fds()]
+        quic = self._quic_for(slot)
+        close_fds = [parent_end.fileno(), *self._supervisor_fds(), *(s.fileno() for s in self.quic if s not in quic)]
         pid = fork()
         if pid == 0:  # pragma: no cover - child (covered by the end-to-end tests)
             from .worker import worker_main
 
             banner = slot == 1 and not self.ever_ready  # the full banner once; then one line per worker
-            worker_main(self.config, slot, self.sockets, child_end, close_fds, banner, self.redirect)
+            worker_main(self.config, slot, self.sockets, child_end, close_fds, banner, self.redirect, quic)
         child_end.close()
         parent_end.setblocking(False)
         w = WorkerHandle(pid, slot, parent_end, self.generation, now)

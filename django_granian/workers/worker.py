@@ -149,13 +149,15 @@ class Worker:
                 logger.exception("metrics flush failed")
 
     # -- process main ---------------------------------------------------------------------------------
-    def run(self, sockets: list[socket.socket], redirect: list[socket.socket] | None = None) -> int:
+    def run(self, sockets: list[socket.socket], redirect: list[socket.socket] | None = None,
+            quic: list[socket.socket] | None = None) -> int:
         catcher = _LastError()
         root = logging.getLogger("django_granian")
         root.addHandler(catcher)
         code = 1
         try:
             self.server = WorkerServer(self.config, self)
+            self.server.quic_sockets = quic or None  # --http3: this slot's UDP socket
             code = self.server.run(sockets, redirect or [])
         except Exception as exc:  # noqa: BLE001 - report anything that kills the worker
             logger.error("worker-%d crashed: %s\n%s", self.slot, exc, traceback.format_exc())
@@ -204,7 +206,7 @@ def set_process_title(title: str) -> None:
 
 def worker_main(config: Config, slot: int, sockets: list[socket.socket], chan: socket.socket,
                 close_fds: list[int], banner: bool = True,
-                redirect: list[socket.socket] | None = None) -> NoReturn:
+                redirect: list[socket.socket] | None = None, quic: list[socket.socket] | None = None) -> NoReturn:
     """Entry point of a forked worker; exits the process."""
     code = 1
     try:
@@ -219,7 +221,7 @@ def worker_main(config: Config, slot: int, sockets: list[socket.socket], chan: s
         # uvloop (libuv): accept one connection per wake-up and yield, so that one worker does not
         # grab a whole burst of connections from the shared socket (see docs/workers.md).
         os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
-        code = Worker(config, slot, chan, banner).run(sockets, redirect)
+        code = Worker(config, slot, chan, banner).run(sockets, redirect, quic)
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except BaseException:  # noqa: BLE001

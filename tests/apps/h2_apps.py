@@ -16,6 +16,9 @@ async def app(scope, receive, send):
         await websocket_echo(scope, receive, send)
         return
     path = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):  # mounted under --url-path-prefix
+        path = path[len(root):]
     handler = ROUTES.get(path, hello)
     await handler(scope, receive, send)
 
@@ -87,6 +90,8 @@ async def scope_info(scope, receive, send):
         "extensions": sorted(ext),
         "tls": ext.get("tls"),
         "server": list(scope["server"] or []),
+        "client": list(scope["client"] or []),
+        "root_path": scope.get("root_path", ""),
     }
     body = json.dumps(info).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})

@@ -110,7 +110,7 @@ def site(tmp_path_factory, certs):
     path.write_bytes(bytes(range(256)) * 4096)
     args = [*APP, "--static-path-route", "/static", "--static-path-mount", str(static), "--access-log",
             "--limit-request-body", "2000000", "--request-body-timeout", "3", "--http3-max-headers-size", "16384",
-            "--http3-max-concurrent-streams", "60"]
+            "--http3-max-concurrent-streams", "60", "--compress"]
     with h3_server(args, certs, env={"H2_TEST_FILE": str(path)}, tmp_path=root) as srv:
         wait_h3(srv)
         srv.big = big
@@ -143,6 +143,19 @@ def test_alt_svc_on_http1_and_http2(site):
             assert r.headers["alt-svc"] == expected
             static = client.get(f"https://localhost:{site.port}/static/app.css")  # server-made responses too
             assert static.headers["alt-svc"] == expected
+
+
+def test_compression_filter_applies(site):
+    """--compress wraps the HTTP/3 stream like any other channel (app/filters.py)."""
+    async def go():
+        async with H3Client.connect(site.port, site.ca) as client:
+            plain = await client.get("/scope")
+            zipped = await client.get("/scope", (b"accept-encoding", b"gzip"))
+            assert plain.header("content-encoding") is None
+            assert zipped.header("content-encoding") == b"gzip" and b"accept-encoding" in zipped.header("vary").lower()
+            assert json.loads(gzip.decompress(zipped.body))["http_version"] == "3"
+
+    run(go())
 
 
 def test_post_body_and_head(site):

@@ -6,7 +6,8 @@ per request). It is Python too, so it costs about as much per request as a Pytho
 table's ``load CPU`` column shows when it, not the server, was the limit, and ``per server CPU-s``
 (requests per second of the server's own CPU) is the figure that does not depend on it.
 
-Prints ``BENCH_JSON {"requests", "duration_s", "errors", "p50_ms", "p99_ms", "bytes"}``.
+Prints ``BENCH_JSON {"requests", "duration_s", "errors", "p50_ms", "p99_ms", "bytes"}``. With
+``--requests N`` each connection sends exactly N requests instead (``bench instructions``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class LoadProtocol(QuicConnectionProtocol):
         self.errors = {"status": 0, "reset": 0, "closed": 0}
         self.nbytes = 0
         self.running = False
+        self.limit = 0  # --requests: stop after this many responses
 
     def send_request(self) -> None:
         sid = self._quic.get_next_available_stream_id()
@@ -67,6 +69,10 @@ class LoadProtocol(QuicConnectionProtocol):
                 if t0 is not None and self.running:
                     self.done += 1
                     self.latencies.append(time.perf_counter() - t0)
+                    if self.limit and self.done + len(self.started) >= self.limit:
+                        if not self.started:  # the last one answered
+                            self.running = False
+                        continue
                     self.send_request()
 
 
@@ -89,10 +95,15 @@ async def main(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     for proto in protos:
         proto.running = True
+        proto.limit = args.requests
         for _ in range(args.streams):
             proto.send_request()
         proto.transmit()
-    await asyncio.sleep(args.duration)
+    if args.requests:  # a fixed count (bench instructions): wait for it, or for the connection to end
+        while any(p.running for p in protos):
+            await asyncio.sleep(0.005)
+    else:
+        await asyncio.sleep(args.duration)
     elapsed = time.perf_counter() - t0
     for proto in protos:
         proto.running = False
@@ -122,6 +133,8 @@ def cli() -> None:
     parser.add_argument("--streams", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--server-name", default="localhost")
+    parser.add_argument("--requests", type=int, default=0,
+                        help="send exactly this many requests per connection (instead of --duration)")
     args = parser.parse_args()
     try:
         import uvloop

@@ -58,6 +58,7 @@ class Target:
     server: str
     path: str
     h2: bool = False
+    h3: bool = False  # HTTP/3: bench/h3load.py --requests N instead of h2load
     small: int = 500
     large: int = 2500
     warmup: int = 200
@@ -77,6 +78,10 @@ TARGETS: dict[str, Target] = {
                                  warmup=50, headers=("accept-encoding: gzip, deflate, br, zstd",)),
     "compress-html-identity": Target("compression", "manage.py granian --compress", "/bench/page/", small=100,
                                      large=400, warmup=50, headers=("accept-encoding: identity",)),
+    "h3": Target("h3", "django-granian --http3", "/", h3=True),
+    "h3-hypercorn": Target("h3", "hypercorn (h3)", "/", h3=True),
+    "h3-static": Target("h3", "django-granian --http3 static", "/static/app.css", h3=True),
+    "h3-static-whitenoise": Target("h3", "whitenoise on hypercorn (h3)", "/static/app.css", h3=True),
 }
 
 _SUMMARY = re.compile(rb"^summary: (\d+)", re.M)
@@ -95,8 +100,15 @@ def _run(argv: list[str], timeout: float) -> str:
     return proc.stdout
 
 
-def batch(url: str, n: int, h2: bool, timeout: float, headers: tuple[str, ...] = ()) -> None:
+def batch(url: str, n: int, h2: bool, timeout: float, headers: tuple[str, ...] = (), h3: bool = False) -> None:
     """``n`` requests, one at a time on one connection; every one must be answered 2xx."""
+    if h3:
+        out = _run([sys.executable, str(ROOT / "bench" / "h3load.py"), "--connections", "1", "--streams", "1",
+                    "--requests", str(n), url.replace("http://", "https://", 1)], timeout)
+        data = json.loads(out.rsplit("BENCH_JSON ", 1)[-1])
+        if data["requests"] != n or any(data["errors"].values()):
+            raise MeasureError(f"not all {n} HTTP/3 requests succeeded with 2xx: {data}")
+        return
     argv = ["h2load", "-n", str(n), "-c", "1", "-m", "1", "-t", "1"]
     for header in headers:
         argv += ["-H", header]
@@ -157,7 +169,7 @@ def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int
                 raise MeasureError(f"server did not start: {exc}\n{proc.output()}") from None
             url = f"http://{HOST}:{port}{target.path}"
             timeout = 1200.0
-            batch(url, warmup, target.h2, timeout, target.headers)
+            batch(url, warmup, target.h2, timeout, target.headers, target.h3)
             pid = proc.pid
             control(pid, "-i", "on")
 
@@ -174,7 +186,7 @@ def measure_once(target: Target, tree: Path, small: int, large: int, warmup: int
             idle_rate = idle_count / idle_time if idle > 0 else 0.0
             counts = {}
             for n in (small, large):
-                raw, elapsed = counted(lambda n=n: batch(url, n, target.h2, timeout, target.headers))
+                raw, elapsed = counted(lambda n=n: batch(url, n, target.h2, timeout, target.headers, target.h3))
                 counts[n] = raw - idle_rate * elapsed
                 if log:
                     print(f"  {n} requests: {raw:,} instructions in {elapsed:.1f}s, {counts[n]:,.0f} without "

@@ -323,7 +323,8 @@ def test_https_compose_variant_publishes_80_and_443_with_the_acme_cache_on_a_vol
     assert config.port == 443 and config.http_redirect_port == 80 and config.acme_challenge_type == "http-01"
     assert config.acme_directory.startswith("https://acme-v02.api.letsencrypt.org/")
     assert config.hsts == "max-age=300"
-    assert compose_interpolate(app["ports"]) == ["80:80", "443:443"]
+    assert compose_interpolate(app["ports"]) == ["80:80", "443:443", "443:443/udp"]
+    assert config.http3 and config.http3_port is None  # HTTP/3 on the same port number, over UDP
     # the cache directory is on a named volume
     mounts = {v.split(":")[1]: v.split(":")[0] for v in app["volumes"] if isinstance(v, str)}
     volume = next(name for target, name in mounts.items() if config.acme_cache_dir.startswith(target + "/"))

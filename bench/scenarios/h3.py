@@ -28,7 +28,7 @@ OURS = [*DJANGO_GRANIAN, "--interface", "asgi", "--http3", *TLS]
 
 def hypercorn(app: str) -> list[str]:
     return ["{python}", "-m", "hypercorn", "--bind", "{host}:{port}", "--quic-bind", "{host}:{port}", "--certfile",
-            "{cert}", "--keyfile", "{key}", "--workers", "1", "--log-level", "warning", "--config",
+            "{cert}", "--keyfile", "{key}", "--workers", "0", "--log-level", "warning", "--config",
             "python:bench.apps.hypercorn_unlimited", app]
 
 

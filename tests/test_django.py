@@ -257,7 +257,8 @@ def test_admin_login_with_database(project_env, tmp_path, interface):
             fields = {"csrfmiddlewaretoken": token, "username": "admin", "next": "/admin/"}
             headers = {"referer": srv.url + "/admin/login/"}
             wrong = client.post("/admin/login/?next=/admin/", data={**fields, "password": "nope"}, headers=headers)
-            assert wrong.status_code == 200 and "Please enter the correct username and password" in wrong.text
+            assert wrong.status_code == 200 and "Please enter the correct username and password" in wrong.text, \
+                (wrong.status_code, dict(client.cookies), srv.output())
             r = client.post("/admin/login/?next=/admin/", data={**fields, "password": "pw-2026-granian"},
                             headers=headers)
             assert r.status_code == 302 and r.headers["location"] == "/admin/"

@@ -35,7 +35,7 @@ _FILE_TASKS: set[asyncio.Task] = set()  # file responses being sent by the event
 
 class WSGICycle:
     __slots__ = ("app", "environ", "channel", "loop", "executor", "input", "disconnected", "status", "headers",
-                 "head_sent", "sent", "written", "finished", "length", "buffered", "body")
+                 "head_sent", "sent", "written", "finished", "length", "buffered", "body", "started")
 
     def __init__(self, app: Any, environ: dict, channel: Any, loop: asyncio.AbstractEventLoop,
                  executor: ThreadPool, body_input: WSGIInput | None) -> None:
@@ -55,11 +55,17 @@ class WSGICycle:
         self.finished = False
         self.buffered: BufferedBody | None = None  # the request body being read before the app runs
         self.body: BufferedBody | None = None  # ... and once complete, until the app is done with it
+        # run() was called: the transport may feed (and end) the body before it, when the body came in
+        # the head's packet; whichever of run() and end_body() comes second submits the app, once
+        self.started = False
 
     # -- loop thread ---------------------------------------------------------------------------
     def run(self) -> None:
+        self.started = True
         if self.buffered is not None:
             self.channel.want_body(self)  # (100 Continue) the app runs once the whole body is here
+            return
+        if self.finished:  # the body could not be buffered: answered 500 already
             return
         self.executor.submit(self._work)
 
@@ -89,7 +95,8 @@ class WSGICycle:
                 return
             environ["CONTENT_LENGTH"] = str(buffered.size)  # known now, also for a chunked request
             self.body = buffered
-            self.executor.submit(self._work)
+            if self.started:  # else run() submits it
+                self.executor.submit(self._work)
         elif self.input is not None:
             self.input.end()
 

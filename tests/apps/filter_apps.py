@@ -129,6 +129,9 @@ async def asgi(scope, receive, send):  # type: ignore[no-untyped-def]
 
 
 # -- WSGI -----------------------------------------------------------------------------------------------
+UPLOAD_CALLS: dict[str, int] = {}  # query string of /upload-info -> how many times the app ran for it
+
+
 def upload_info(environ) -> bytes:  # type: ignore[no-untyped-def]
     import hashlib
     import json
@@ -153,11 +156,15 @@ BIG = b"b" * (32 * 1024 * 1024)
 def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
     path, query = environ["PATH_INFO"], environ.get("QUERY_STRING", "")
     if path == "/upload-info":
+        UPLOAD_CALLS[query] = UPLOAD_CALLS.get(query, 0) + 1
         start_response("200 OK", [("content-type", "application/json")])
         return [upload_info(environ)]
     if path == "/fast":
         start_response("200 OK", [("content-type", "text/plain")])
         return [b"fast"]
+    if path == "/upload-calls":
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [str(UPLOAD_CALLS.get(query, 0)).encode()]
     if path == "/big":
         start_response("200 OK", [("content-type", "application/octet-stream"), ("content-length", str(len(BIG)))])
         return [BIG]

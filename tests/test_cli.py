@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -227,22 +228,80 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subproc
                           timeout=timeout, env=full_env, cwd=ROOT)
 
 
-def test_unknown_option_fails_at_start():
-    result = run_cli("--no-such-flag", "app:app")
+BAD_PEM = "not a certificate\n"
+
+
+@pytest.mark.parametrize(("args", "env", "expected", "code"), [
+    (["--prot", "8000", "hello_apps:app"], {}, "Error: unknown option --prot (did you mean --port?); see --help", 2),
+    (["--no-such-flag", "hello_apps:app"], {}, "Error: unknown option --no-such-flag; see --help", 2),
+    (["--wokers=2", "hello_apps:app"], {}, "Error: unknown option --wokers (did you mean --workers?); see --help", 2),
+    (["--ssl-ke", "k.pem", "hello_apps:app"], {},
+     "Error: ambiguous option --ssl-ke (could be --ssl-keyfile, --ssl-key or --ssl-keyfile-password); see --help", 2),
+    (["hello_apps:app", "other:app"], {},
+     "Error: unexpected argument 'other:app' (APP is given once; options start with --); see --help", 2),
+    (["hello_apps:app", "--port"], {}, "Error: option --port needs a value; see --help", 2),
+    (["--log=yes", "hello_apps:app"], {}, "Error: option --log takes no value (got --log=yes); see --help", 2),
+    (["--port", "x", "hello_apps:app"], {}, "Error: --port: invalid value 'x': expected an integer", 2),
+    (["--workers", "many", "hello_apps:app"], {}, "Error: --workers: invalid value 'many': expected an integer or auto",
+     2),
+    (["--port", "70000", "hello_apps:app"], {}, "Error: --port: 70000 is above the maximum 65535", 2),
+    (["hello_apps:app"], {"GRANIAN_PORT": "eighty"},
+     "Error: --port (from environment GRANIAN_PORT): invalid value 'eighty': expected an integer", 2),
+    ([], {}, "Error: missing argument APP (module:attr, e.g. `django-granian --interface asgi app:app`); see --help",
+     2),
+    # the server's own start-up failures, with --no-log: still one line on stderr
+    (["--no-log", "--interface", "asgi", "no_such_module_xyz:app"], {},
+     "Error: could not import module 'no_such_module_xyz' (is the working directory right? use --working-dir)", 2),
+    (["--no-log", "--interface", "asgi", "--log-level", "critical", "workers_app:app"], {"WORKERS_FAIL_STARTUP": "1"},
+     "Error: Application startup failed: database is unreachable", 3),
+])
+def test_errors_are_one_line_with_one_prefix(args, env, expected, code):
+    result = run_cli(*args, env=env)
+    assert (result.returncode, result.stderr.splitlines()) == (code, [expected])
+    assert result.stdout == ""
+
+
+def test_fatal_errors_reach_stderr_with_no_log(tmp_path):
+    """--no-log silences the log, never the reason the server did not start."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = run_cli("--no-log", "--interface", "asgi", "--port", str(port), "hello_apps:app")
+    assert (result.returncode, result.stderr) == (2, f"Error: cannot bind to 127.0.0.1:{port}: Address already in use\n")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text(BAD_PEM)
+    key.write_text(BAD_PEM)
+    result = run_cli("--no-log", "--interface", "asgi", "--ssl-certificate", str(cert), "--ssl-keyfile", str(key),
+                     "--port", "0", "hello_apps:app")
+    assert (result.returncode, result.stderr) == (
+        2, f"Error: --ssl-certificate {cert}: not a PEM file (no 'BEGIN CERTIFICATE' block)\n")
+    # a supervised worker's failure is printed once, by the supervisor, with the worker's name
+    result = run_cli("--no-log", "--workers", "2", "--interface", "asgi", "--port", "0", "no_such_module_xyz:app")
     assert result.returncode == 2
-    assert "unrecognized arguments: --no-such-flag" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert re.fullmatch(r"Error: worker-[12] \(pid \d+\) failed to start: could not import module "
+                        r"'no_such_module_xyz' .*\n", result.stderr), result.stderr
 
 
-def test_missing_app_fails_clearly():
-    result = run_cli()
-    assert result.returncode == 2
-    assert "missing argument APP" in result.stderr
+def test_config_file_errors_use_the_same_prefix(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text("wokers = 2\n")
+    result = run_cli("--config", str(path), "hello_apps:app")
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, [f"Error: unknown option 'wokers' in {path} (did you mean 'workers'?)"])
 
 
-def test_bad_value_exit_code_and_message():
-    result = run_cli("--port", "x", "app:app")
-    assert result.returncode == 2
-    assert "Error: --port: invalid value 'x'" in result.stderr
+def test_manage_py_granian_errors_use_the_same_prefix():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, expected, code in [
+        (["--prot", "1"], "Error: unknown option --prot (did you mean --port?); see --help", 2),
+        (["--workers", "x"], "Error: --workers: invalid value 'x': expected an integer or auto", 1),
+        (["abc"], "Error: 'abc' is not a port number or HOST:PORT pair", 1),
+    ]:
+        result = subprocess.run([sys.executable, "manage.py", "granian", *args], capture_output=True, text=True,
+                                timeout=60, env=env, cwd=ROOT / "testproject")
+        assert (result.returncode, result.stderr.splitlines()) == (code, [expected])
 
 
 def test_version_and_help():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import os
 import re
@@ -110,10 +111,10 @@ def add_option_arguments(parser: argparse.ArgumentParser, *, skip: Sequence[str]
 
 
 def _default_text(name: str, opt: Option) -> str:
-    default = Config.__dataclass_fields__[name].default
+    default = Config.__dataclass_fields__[name].default  # MISSING for the lists (default_factory)
     if opt.kind == "bool":
         return f" [default: {'enabled' if default else 'disabled'}]"
-    if default is None or isinstance(default, list) or default == "":
+    if default is None or default is dataclasses.MISSING or isinstance(default, list) or default == "":
         return ""
     return f" [default: {default}]"
 

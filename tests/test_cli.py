@@ -16,7 +16,8 @@ from django_granian import __version__
 from django_granian.cli import build_parser, config_from_args
 from django_granian.config import OPTIONS, Config, ConfigError
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port, start_server
+from .core_client import wait_until
 
 SAMPLES = {"int": "1000", "float": "2.5", "size": "2k", "octal": "660", "workers": "3", "str": "x"}
 EXPECTED = {"int": 1000, "float": 2.5, "size": 2048, "octal": 0o660, "workers": 3, "str": "x"}
@@ -404,3 +405,92 @@ def test_app_import_error_fails_clearly():
     result = run_cli("--interface", "asgi", "no_such_module_xyz:app")
     assert result.returncode != 0
     assert "could not import module 'no_such_module_xyz'" in result.stderr
+
+
+# --- the architecture notes' command line (../shared/seeds/) ------------------------------------------------
+
+SEEDS = ROOT.parent / "shared" / "seeds"  # next to the checkout on the project's machines; absent in a clean clone
+SEED_HEADING = "### CLI 命令参考"  # "CLI command reference"
+
+
+def seed_command_line() -> list[str]:
+    """The ``granian ...`` command of the seed document's CLI reference block, as written."""
+    if not SEEDS.is_dir():
+        pytest.skip(f"{SEEDS} is absent (a clean clone elsewhere): the seed documents are not part of the repo")
+    for path in sorted(SEEDS.glob("*.txt")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if SEED_HEADING not in text:
+            continue
+        block = text.split(SEED_HEADING, 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+        import shlex
+
+        return shlex.split(block.replace("\\\n", " "))
+    pytest.skip(f"no seed document in {SEEDS} has the {SEED_HEADING!r} block")
+
+
+def test_seed_command_line_aliases_parse():
+    words = seed_command_line()
+    assert words[0] == "granian"
+    for alias in ("--websockets", "--log-access", "--ssl-cert", "--ssl-key"):
+        assert alias in words
+
+
+def test_seed_command_line_serves_https(tmp_path):
+    """The seed's command line, with only the certificate/key paths (trustme), the app (a test app) and
+    the address (a free 127.0.0.1 port) replaced, starts the real server, which answers over HTTPS."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    words = seed_command_line()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    port = free_port()
+    replace = {"/path/to/cert.pem": str(cert_path), "/path/to/key.pem": str(key_path), "main:app": "hello_apps:app",
+               "8000": str(port), "0.0.0.0": "127.0.0.1"}
+    args = [replace.get(w, w) for w in words[1:]]
+    assert [w for w in args if w.startswith("-")] == [w for w in words[1:] if w.startswith("-")]  # flags as written
+    config = config_from_args(args, environ={})
+    assert (config.ws, config.access_log, config.ssl_certificate, config.ssl_keyfile) == (
+        True, True, str(cert_path), str(key_path))
+    with start_server(args, port=port, tmp_path=tmp_path) as srv:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        response = httpx.get(f"https://127.0.0.1:{port}/", verify=context)
+        assert (response.status_code, response.text) == (200, "Hello, world!")
+        wait_until(srv.logged('"GET / HTTP/1.1" 200'), 20, what=srv.output)  # --log-access took effect
+
+
+def test_aliases_of_booleans_have_no_forms():
+    assert config_from_args(["--no-websockets", "app:app"], environ={}).ws is False
+    assert config_from_args(["--no-log-access", "--log-access", "app:app"], environ={}).access_log is True
+    assert config_from_args(["--log-access", "--no-log-access", "app:app"], environ={}).access_log is False
+
+
+# --- help ----------------------------------------------------------------------------------------------------
+
+def test_long_help_has_a_short_synopsis_and_the_groups():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "usage: django-granian [OPTIONS] APP"
+    assert lines[1] == ""
+    for title in ("Binding:", "TLS:", "Workers and runtime:", "Logging:"):
+        assert title in lines
+
+
+def test_short_help_lists_the_most_used_options():
+    result = run_cli("-h")
+    assert result.returncode == 0
+    out = result.stdout
+    assert out.splitlines()[0] == "usage: django-granian [OPTIONS] APP"
+    listed = [line.split()[0].rstrip(",") for line in out.splitlines() if line.startswith("  -")]
+    assert 18 <= len(listed) <= 26, listed
+    for flag in ("--port", "--workers", "--interface", "--ssl-certificate", "--reload", "-h", "--help"):
+        assert flag in listed
+    assert "--http2-max-frame-size" not in out  # the rest is in --help
+    assert "django-granian --help" in out
+    assert len(out.splitlines()) < 80
+    assert "MISSING" not in out and "MISSING" not in run_cli("--help").stdout  # list options: no default shown

@@ -339,7 +339,8 @@ def test_banner_lists_version_interface_address_loop_and_changed_options(server_
         out = srv.output()
     assert f"django-granian {__version__}" in out
     assert "asyncio loop" in out
-    assert f"Serving ASGI app hello_apps:app (HTTP/1.1 + HTTP/2) on http://127.0.0.1:{srv.port}" in out
+    assert "Serving ASGI app hello_apps:app over HTTP/1.1 + HTTP/2\n" in out
+    assert f"[INFO] Listening on http://127.0.0.1:{srv.port}\n" in out
     assert "--keep-alive-timeout=7.0 (command line)" in out
     assert "--backlog=256 (env)" in out
 
@@ -461,6 +462,8 @@ def test_seed_command_line_serves_https(tmp_path):
         response = httpx.get(f"https://127.0.0.1:{port}/", verify=context)
         assert (response.status_code, response.text) == (200, "Hello, world!")
         wait_until(srv.logged('"GET / HTTP/1.1" 200'), 20, what=srv.output)  # --log-access took effect
+        out = wait_until(srv.logged("Workers are accepting connections"), 30, what=srv.output)
+        assert f"[INFO] Listening on https://127.0.0.1:{port}\n" in out
 
 
 def test_aliases_of_booleans_have_no_forms():
@@ -494,3 +497,54 @@ def test_short_help_lists_the_most_used_options():
     assert "django-granian --help" in out
     assert len(out.splitlines()) < 80
     assert "MISSING" not in out and "MISSING" not in run_cli("--help").stdout  # list options: no default shown
+
+
+# --- the startup banner --------------------------------------------------------------------------------------
+
+def banner_lines(out: str) -> list[str]:
+    return [line.removeprefix("[INFO] ") for line in out.splitlines() if line.startswith("[INFO] ")]
+
+
+def test_banner_single_process_ends_with_the_url_and_logs_its_shutdown(server_factory):
+    import signal
+
+    with server_factory(["--interface", "asgi", "hello_apps:app"]) as srv:
+        lines = banner_lines(wait_until(srv.logged("Listening on"), what=srv.output))
+        assert lines[0].startswith(f"django-granian {__version__} (Python ")
+        assert lines[1] == "Serving ASGI app hello_apps:app over HTTP/1.1 + HTTP/2"
+        assert lines[-1] == f"Listening on http://127.0.0.1:{srv.port}"
+        assert all(len(line) < 130 for line in lines), lines
+        assert httpx.get(srv.url).text == "Hello, world!"
+        assert srv.stop(signal.SIGINT) == 0
+        lines = banner_lines(srv.output())
+    assert lines[-2:] == ["SIGINT received: shutting down gracefully (send it again to force)", "Server stopped"]
+
+
+def test_banner_with_workers_every_worker_starts_before_accepting(server_factory):
+    with server_factory(["--interface", "asgi", "--workers", "2", "hello_apps:app"]) as srv:
+        out = wait_until(srv.logged("Workers are accepting connections"), what=srv.output)
+        lines = banner_lines(out)
+        started = sorted(line for line in lines if re.fullmatch(r"worker-\d started \(pid \d+\)", line))
+        assert [s.split()[0] for s in started] == ["worker-1", "worker-2"], lines
+        assert lines[0] == f"Supervisor pid {srv.proc.pid}: starting 2 worker(s)"
+        assert lines[-2:] == [f"Listening on http://127.0.0.1:{srv.port}", "Workers are accepting connections"]
+        assert lines.count("Serving ASGI app hello_apps:app over HTTP/1.1 + HTTP/2") == 1
+
+
+def test_banner_of_manage_py_granian(tmp_path):
+    """The Django banner: the project, not the internal app path; the machine facts once."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRANIAN_", "TESTPROJECT_"))}
+    env["TESTPROJECT_DB"] = str(tmp_path / "db.sqlite3")
+    env["TESTPROJECT_STATIC_ROOT"] = str(tmp_path / "static")
+    cmd = [sys.executable, str(ROOT / "testproject" / "manage.py"), "granian"]
+    with start_server(["--workers", "2"], env=env, tmp_path=tmp_path, cmd=cmd) as srv:
+        out = wait_until(srv.logged("Workers are accepting connections"), what=srv.output)
+    lines = banner_lines(out)
+    assert "Serving Django testproject (fast path: HTTP via WSGI, 4 threads; WebSocket + lifespan via ASGI) over " \
+           "HTTP/1.1 + HTTP/2" in lines, lines
+    assert "django_granian.django.application" not in out
+    machine = [line for line in lines if line.startswith("Machine: ")]
+    assert len(machine) == 1 and re.fullmatch(r"Machine: \d+ CPUs?(, \d+ MiB available)?", machine[0]), lines
+    options = next(line for line in lines if line.startswith("Options: "))
+    assert "--blocking-threads=4 (machine)" in options and "MiB" not in options
+    assert lines[-2:] == [f"Listening on http://127.0.0.1:{srv.port}", "Workers are accepting connections"]

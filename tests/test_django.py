@@ -184,8 +184,7 @@ def test_proxy_warning_silenced_by_forwarded_allow_ips(project_env):
 def test_fast_path_end_to_end(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--access-log") as srv:
         out = wait_until(srv.logged("Options:"), what=srv.output)
-        assert "fast path: HTTP -> WSGI testproject.wsgi.application" in out
-        assert "ASGI testproject.asgi.application" in out
+        assert "Serving Django testproject (fast path: HTTP via WSGI, " in out
         assert re.search(r"--static-path-mount=\[.*\] \(STATIC_ROOT\)", out), out
         assert "--access-log=True (command line)" in out
         with httpx.Client(base_url=srv.url, timeout=10) as client:
@@ -310,7 +309,7 @@ def test_force_script_name(project_env, tmp_path, interface):
 def test_interface_asgi(project_env, tmp_path):
     with django_server(project_env, tmp_path, "--interface", "asgi") as srv:
         out = wait_until(srv.logged("Options:"), what=srv.output)
-        assert "Django [ASGI testproject.asgi.application" in out
+        assert "Serving Django testproject (ASGI for HTTP, WebSocket and lifespan: --interface asgi)" in out
         assert "Django's ASGI handler serves this app" not in out  # the user chose this path knowingly
         with httpx.Client(base_url=srv.url, timeout=10) as client:
             assert client.get("/info/").json()["via"] == "asgi"
@@ -373,7 +372,7 @@ def test_settings_granian_applied(project_env, tmp_path):
     project_env["TESTPROJECT_GRANIAN"] = json.dumps({"http1_keep_alive": False, "blocking_threads": 3})
     with django_server(project_env, tmp_path) as srv:
         out = wait_until(srv.logged("Options:"), what=srv.output)
-        assert "in 3 threads" in out
+        assert "(fast path: HTTP via WSGI, 3 threads;" in out
         assert "--http1-keep-alive=False (settings.GRANIAN)" in out
         r = httpx.get(srv.url + "/api/health", timeout=10)
         assert r.headers["connection"] == "close"
@@ -446,7 +445,7 @@ def test_sighup_serves_the_deployed_code(project_env, tmp_path, project_copy):
         assert b"canary-2026" not in (proc / "environ").read_bytes()
         assert b"canary-2026" not in (proc / "cmdline").read_bytes()
         assert (proc / "cmdline").read_bytes().split(b"\0")[-2] == b"django_granian.django.supervise"
-        wait_until(srv.logged("worker-2 (pid"), what=srv.output)
+        wait_until(srv.logged("worker-2 started (pid"), what=srv.output)
         assert statuses(srv.url) == {"ok"}
         set_health(project_copy, '    return {"status": "deployed"}')
         # both workers imported the views when they started: nothing changes until we say so

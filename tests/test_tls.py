@@ -216,8 +216,8 @@ def test_certificate_files_replaced_on_disk_are_picked_up_without_restart(tmp_pa
     with server_factory(args) as srv:
         # every worker has loaded the first certificate (the supervisor's socket accepts before they do;
         # a worker still starting when the files change would start with the new ones: no reload to see)
-        wait_until(lambda: "Serving " in (out := srv.output()) and out.count(") started") >= workers - 1,
-                   what=srv.output)
+        ready = "Listening on" if workers == 1 else "Workers are accepting connections"  # (all of them)
+        wait_until(srv.logged(ready), what=srv.output)
         old, first = _serial(srv.port, client)
         with old:
             assert _get(old).startswith(b"HTTP/1.1 200 ")

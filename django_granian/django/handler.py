@@ -123,8 +123,13 @@ class DjangoWSGIInterface(WSGIInterface):
         self.project = project
 
     def describe(self) -> str:
-        return (f"Django [WSGI {self.project.wsgi_name} in {self.threads} threads; no WebSockets "
-                "(--interface wsgi)]")
+        return f"Django {project_label()} (WSGI, {self.threads} threads; no WebSockets: --interface wsgi)"
+
+
+def project_label() -> str:
+    """The project's name for the banner: ``testproject`` for ``DJANGO_SETTINGS_MODULE=testproject.settings``."""
+    module = os.environ.get("DJANGO_SETTINGS_MODULE", "")
+    return module[:-len(".settings")] if module.endswith(".settings") else module or "project"
 
 
 class DjangoInterface(DjangoWSGIInterface):
@@ -149,9 +154,8 @@ class DjangoInterface(DjangoWSGIInterface):
             await super().shutdown(timeout)
 
     def describe(self) -> str:
-        project = self.project
-        return (f"Django [fast path: HTTP -> WSGI {project.wsgi_name} in {self.threads} threads; "
-                f"WebSocket + lifespan -> ASGI {project.asgi_name}]")
+        return (f"Django {project_label()} (fast path: HTTP via WSGI, {self.threads} threads; "
+                "WebSocket + lifespan via ASGI)")
 
 
 class DjangoASGIInterface(ASGIInterface):
@@ -162,7 +166,7 @@ class DjangoASGIInterface(ASGIInterface):
         self.project = project
 
     def describe(self) -> str:
-        return f"Django [ASGI {self.project.asgi_name} for HTTP, WebSocket and lifespan (--interface asgi)]"
+        return f"Django {project_label()} (ASGI for HTTP, WebSocket and lifespan: --interface asgi)"
 
 
 def make_interface(project: Any, config: Config, state: Any) -> Any:

@@ -75,6 +75,8 @@ class BaseServer:
         self.certs: Any = None  # ServerCertificates of the HTTPS listener
         self.states: list[ServerState] = []  # the app's state, then the --http-redirect-port listener's
         self.handles_sighup = True  # reload the certificate files now (workers leave SIGHUP to the supervisor)
+        self.announces_shutdown = True  # log SIGINT/SIGTERM and "Server stopped" (a supervisor's workers do not)
+        self._stopped_by_signal = False
         # --http3: the UDP socket(s) handed over by the supervisor (one per worker), else bound in serve()
         self.quic_sockets: list[socket.socket] | None = None
         self.quic_listeners: list[Any] = []
@@ -107,6 +109,8 @@ class BaseServer:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+                if self._stopped_by_signal:
+                    logger.info("Server stopped")
 
     async def _serve_catching(self, sockets: list[socket.socket] | None,
                               redirect: list[socket.socket] | None = None) -> int:
@@ -121,6 +125,9 @@ class BaseServer:
         if self._stop is not None and self._stop.is_set():
             self._force = True  # second signal: stop waiting for in-flight requests
             logger.warning("Forcing shutdown")
+        elif sig is not None and self.announces_shutdown and self._stop is not None:
+            self._stopped_by_signal = True
+            logger.info("%s received: shutting down gracefully (send it again to force)", signal.Signals(sig).name)
         self.request_stop()
 
     def handle_reload(self) -> None:
@@ -276,6 +283,13 @@ class BaseServer:
                 pass
 
     def _banner(self, loop: asyncio.AbstractEventLoop) -> None:
+        """What a person looks for first: what is served and where (``Listening on URL`` last, one line
+        per listener); then the options that differ from the defaults and where they came from."""
+        self._banner_app(loop)
+        for line in listening_lines(self.addresses):
+            logger.info("%s", line)
+
+    def _banner_app(self, loop: asyncio.AbstractEventLoop) -> None:
         from .. import __version__
 
         config = self.config
@@ -285,18 +299,21 @@ class BaseServer:
             http += " + HTTP/3"
         logger.info("django-granian %s (Python %s, %s loop, pid %d)", __version__, py, loop_name(loop),
                     os.getpid())
-        logger.info("Serving %s app %s (%s) on %s", self.interface.describe(), config.app or repr(self.app),
-                    http, ", ".join(self.addresses))
+        internal = (config.app or "").startswith("django_granian.django.")  # manage.py granian: say "Django"
+        target = "" if internal else f" app {config.app or repr(self.app)}"
+        logger.info("Serving %s%s over %s", self.interface.describe(), target, http)
         sources = getattr(config, "_sources", {})
         if config.config:
             from ..config_file import DJANGO_PRECEDENCE, PRECEDENCE
 
-            django = (config.app or "").startswith("django_granian.django.")
             logger.info("Config file %s; precedence, lowest first: %s", config.config,
-                        (DJANGO_PRECEDENCE if django else PRECEDENCE).format(file=config.config))
+                        (DJANGO_PRECEDENCE if internal else PRECEDENCE).format(file=config.config))
         changed = config.non_defaults()
         if changed:
-            opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({sources[k]})" if k in sources else "")
+            machine = sorted({src for k, src in sources.items() if k in changed and src.startswith("machine: ")})
+            for facts in machine:  # once, not once per option the machine sized
+                logger.info("Machine: %s", facts[len("machine: "):])
+            opts = ", ".join(f"{OPTION_FLAG(k)}={v!r}" + (f" ({_source_label(sources[k])})" if k in sources else "")
                              for k, v in changed.items())
             logger.info("Options: %s", opts)
         filters = self.state.filters if self.state is not None else None
@@ -304,11 +321,21 @@ class BaseServer:
             for line in filters.describe():
                 logger.info("%s", line)
         if (self.interface is not None and self.interface.name == "asgi" and "django.core.handlers.asgi" in sys.modules
-                and not (config.app or "").startswith("django_granian.django.")):  # not manage.py's --interface asgi
+                and not internal):  # not manage.py's --interface asgi
             logger.info("Django's ASGI handler serves this app: every sync view and middleware pays asgiref's "
                         "thread hops. `python manage.py granian` (with \"django_granian\" in INSTALLED_APPS) "
                         "serves HTTP through Django's sync handler instead (~10x the requests per second) and "
                         "keeps WebSockets on the ASGI app; see docs/django.md.")
+
+
+def listening_lines(addresses: list[str]) -> list[str]:
+    """``Listening on http://127.0.0.1:8000``, one per listener (https with TLS; the redirect and
+    HTTP/3 listeners say so after the URL)."""
+    return [f"Listening on {address}" for address in addresses]
+
+
+def _source_label(source: str) -> str:
+    return "machine" if source.startswith("machine: ") else source
 
 
 def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop, timeout: float) -> None:

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..config import Config, ConfigError
 from ..logs import fatal
+from ..server.server import listening_lines
 from ..server.sockets import bind_redirect, bind_sockets, describe_socket
 from .handle import RUNNING, STARTING, STOPPING, WorkerHandle
 from .helpers import HANDLED_SIGNALS, WATCHER_READY, Helpers, fork
@@ -69,6 +70,7 @@ class Supervisor:
         self.stop_deadline = 0.0
         self.exit_code = 0
         self.ever_ready = False
+        self.announced = False  # "Listening on ...", "Workers are accepting connections" said
         self.failures = 0  # consecutive start-up failures
         self.pid_file = PidFile(config.pid_file)
         self.metrics: Any = None  # SupervisorMetrics (respawns, worker gauge), when --metrics is on
@@ -121,13 +123,8 @@ class Supervisor:
             self._install_signals()
             if self.helpers.watch_args is not None:
                 self.helpers.start_watcher()
-            mode = "reload, " if self.config.reload else ""
-            scheme = "https" if self.config.tls_enabled else "http"
-            logger.info("Supervisor pid %d: starting %d worker(s) (%s%s)", os.getpid(), self.target, mode,
-                        ", ".join([*(describe_socket(s, scheme) for s in self.sockets),
-                                   *(describe_socket(s) + " (redirect)" for s in self.redirect),
-                                   *(describe_socket(s, "https") + f" (HTTP/3, UDP, {len(self.quic)} sockets)"
-                                     for s in self.quic[:1])]))
+            logger.info("Supervisor pid %d: starting %d worker(s)%s", os.getpid(), self.target,
+                        " (reload on changes)" if self.config.reload else "")
             now = time.monotonic()
             for slot in range(1, self.target + 1):
                 self._spawn(slot, now, "start")
@@ -153,6 +150,12 @@ class Supervisor:
         if self.config.http3:
             self.quic = [self._bind_quic() for _ in range(self.target)]
         self.listening[:] = [*self.sockets, *self.redirect, *self.quic]  # the list the helpers share
+
+    def _addresses(self) -> list[str]:
+        scheme = "https" if self.config.tls_enabled else "http"
+        return [*(describe_socket(s, scheme) for s in self.sockets),
+                *(describe_socket(s) + " (redirect to https)" for s in self.redirect),
+                *(describe_socket(s, "https") + " (HTTP/3, UDP)" for s in self.quic[:1])]
 
     def _bind_quic(self) -> socket.socket:
         from ..server.quic import bind_udp, http3_port
@@ -408,10 +411,14 @@ class Supervisor:
             self.metrics.respawn(w.reason)
         if self.stopping:
             self._stop_worker(w, now)
-        elif first:
+        elif first and self.config.acme_domain:
+            self.helpers.start_acme()  # now the workers can answer the CA's challenges
+        if not self.stopping and not self.announced and \
+                sum(x.state == RUNNING for x in self.workers.values()) >= self.target:
+            self.announced = True  # after every first worker's "worker-N started" line: a fixed order
+            for line in listening_lines(self._addresses()):
+                logger.info("%s", line)
             logger.info("Workers are accepting connections")
-            if self.config.acme_domain:
-                self.helpers.start_acme()  # now the workers can answer the CA's challenges
         self._update_worker_gauge()
 
     def _read_watcher(self) -> None:

@@ -60,16 +60,25 @@ class WorkerServer(Server):
         self.worker = worker
         self.on_started = worker.started
         self.handles_sighup = False  # SIGHUP is the supervisor's (rolling restart)
+        self.announces_shutdown = False  # the supervisor logs the signal and "Supervisor stopped"
 
     def _install_extras(self, state: ServerState) -> None:
         super()._install_extras(state)
         self.worker.install(state, self)
 
+    def handle_exit(self, sig: int | None = None) -> None:
+        # Ctrl-C reaches the whole process group, and the supervisor answers it with SIGTERM: taken here
+        # as well, the SIGINT would count as a second signal and force the shutdown (in-flight requests
+        # cut). Once stopping, SIGINT forces as before (the supervisor's second-signal SIGINT, a second Ctrl-C).
+        if sig == signal.SIGINT and not (self._stop is not None and self._stop.is_set()):
+            return
+        super().handle_exit(sig)
+
     def _banner(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.worker.banner:
-            super()._banner(loop)  # once; the other workers (and respawns) say one line
-        else:
-            logger.info("worker-%d (pid %d) started", self.worker.slot, os.getpid())
+        if self.worker.banner:  # once; the supervisor says "Listening on ..." when all workers are ready
+            self._banner_app(loop)
+        # every worker, before it reports ready: so before the supervisor's "Workers are accepting connections"
+        logger.info("worker-%d started (pid %d)", self.worker.slot, os.getpid())
 
 
 class Worker:

@@ -83,9 +83,10 @@ FOREIGN_COMMANDS = {"pip", "pip3", "docker", "kubectl", "curl", "openssl", "git"
 def our_flags() -> set[str]:
     flags = {"--help", "--version"}
     for opt in OPTIONS.values():
-        flags.add(opt.flag)
-        if opt.kind == "bool" and not opt.flag_only:
-            flags.add("--no-" + opt.flag[2:])
+        for flag in opt.flags:
+            flags.add(flag)
+            if opt.kind == "bool" and not opt.flag_only:
+                flags.add("--no-" + flag[2:])
     try:  # the Django command may add a few flags of its own (e.g. --collectstatic)
         from django_granian.django.management.commands.granian import Command  # type: ignore
 

@@ -21,7 +21,7 @@ import trustme
 
 from django_granian.protocol.http3 import field_section_size, head_frame_length
 from tests.conftest import start_server
-from tests.core_client import wait_until
+from tests.core_client import free_udp_tcp_port, wait_until
 from tests.h3_client import H3Client, h3_request
 
 pytest.importorskip("aioquic")
@@ -70,21 +70,6 @@ CAS: dict[str, trustme.CA] = {}  # the CA of each certs directory (to issue more
 
 def tls(certs) -> list[str]:
     return ["--ssl-certificate", str(certs / "cert.pem"), "--ssl-keyfile", str(certs / "key.pem")]
-
-
-def free_udp_tcp_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def h3_server(args, certs, **kw):

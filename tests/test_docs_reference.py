@@ -77,7 +77,7 @@ PEER_TOOLS = ("granian", "uvicorn", "gunicorn", "daphne")
 # Commands of other tools whose own flags may appear in code blocks (their lines are not ours to check).
 FOREIGN_COMMANDS = {"pip", "pip3", "docker", "kubectl", "curl", "openssl", "git", "chromium", "django-admin",
                     "h2load", "wrk", "mkcert", "certbot", "helm", "sudo", "apt-get", "make", "pytest", "websocat",
-                    "hypercorn", "nginx", "python", "python3", "gtlsclient"}
+                    "hypercorn", "nginx", "python", "python3", "gtlsclient", "docker-compose"}
 
 
 def our_flags() -> set[str]:

@@ -427,3 +427,20 @@ def test_certificate_reload_reaches_http3(certs, tmp_path):
         from cryptography import x509
 
         assert second == x509.load_pem_x509_certificate(new.cert_chain_pems[0].bytes()).serial_number
+
+
+def test_udp_listener_asks_for_big_socket_buffers() -> None:
+    """A QUIC peer sends bursts; the default 212 KiB receive buffer dropped datagrams under load
+    (docs/benchmarks/http3.md). The kernel caps the size at net.core.rmem_max / wmem_max."""
+    from pathlib import Path
+
+    from django_granian.server.quic import UDP_BUFFER, bind_udp
+
+    sock = bind_udp("127.0.0.1", 0)
+    try:
+        for option, cap in ((socket.SO_RCVBUF, "rmem_max"), (socket.SO_SNDBUF, "wmem_max")):
+            limit = int(Path(f"/proc/sys/net/core/{cap}").read_text())
+            # Linux reports twice the size it granted (bookkeeping overhead)
+            assert sock.getsockopt(socket.SOL_SOCKET, option) >= 2 * min(UDP_BUFFER, limit)
+    finally:
+        sock.close()

@@ -5,15 +5,22 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: venv run test lint bench clean
+.PHONY: venv venv-test run test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# Two stamps: serving needs only the package with its runtime extras and the test project's own
+# requirements; `make test` adds the test tooling and the peer servers the bench/docs tests compare.
+$(BIN)/.installed-run: pyproject.toml testproject/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all,test,bench]'
+	$(BIN)/python -m pip install -q -e '.[all]' -r testproject/requirements.txt
 	touch $@
 
-venv: $(BIN)/.installed
+$(BIN)/.installed-test: $(BIN)/.installed-run
+	$(BIN)/python -m pip install -q -e '.[all,test,bench]' -r testproject/requirements.txt
+	touch $@
+
+venv: $(BIN)/.installed-run
+
+venv-test: $(BIN)/.installed-test
 
 # Serve the Django test project (static files, admin, WebSockets) on http://127.0.0.1:$(PORT)
 run: venv
@@ -22,14 +29,13 @@ run: venv
 		../$(BIN)/python manage.py granian --port $(PORT)
 
 # Everything CI runs: system tools, lint, type check, the whole test suite
-test: venv
+test: venv-test
 	bash scripts/install-system-deps.sh
 	$(BIN)/ruff check django_granian tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-bench: venv
-	$(BIN)/python -m pip install -q -e '.[bench]'
+bench: venv-test
 	$(BIN)/python -m bench --help
 
 clean:

@@ -27,6 +27,8 @@ from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, StreamReset
 
+from django_granian.server.quic import size_buffers
+
 
 class LoadProtocol(QuicConnectionProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -89,6 +91,9 @@ async def main(args: argparse.Namespace) -> dict:
     for _ in range(args.connections):
         cm = connect(host, port, configuration=config, create_protocol=LoadProtocol)
         proto = await asyncio.wait_for(cm.__aenter__(), 10)
+        sock = proto._transport.get_extra_info("socket")
+        if sock is not None:
+            size_buffers(sock)  # as the server does: no datagram dropped for a full buffer on our side
         stack.append(cm)
         proto.fields = fields
         protos.append(proto)

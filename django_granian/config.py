@@ -36,10 +36,16 @@ class Option:
     compat_only: bool = False  # accepted for Granian compatibility, has no effect here
     nullable: bool = False
     env_alias: str | None = None  # Granian's variable when its name does not follow the flag's
+    aliases: tuple[str, ...] = ()  # more command-line flags for the option (a bool's get --no- forms too)
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """``flag`` and its aliases, e.g. ``("--ws", "--websockets")``."""
+        return (self.flag, *self.aliases)
 
     @property
     def env(self) -> str:
@@ -112,7 +118,8 @@ class Config:
                                       group="binding", nullable=True)
     # --- HTTP --------------------------------------------------------------------------------
     http: str = option("auto", "HTTP version: `auto`, `1` or `2`.", "choice", choices=("auto", "1", "2"), group="http")
-    ws: bool = option(True, "Enable WebSockets.", "bool", group="http", env_alias="GRANIAN_WEBSOCKETS")
+    ws: bool = option(True, "Enable WebSockets.", "bool", group="http", env_alias="GRANIAN_WEBSOCKETS",
+                    aliases=("--websockets",))
     http1_buffer_size: int = option(417792, "Maximum buffered request head size for HTTP/1 (bytes); larger heads "
                                     "get 431.", "int", minimum=1024, group="http")
     http1_header_read_timeout: int = option(30000, "Time (ms) a client has to send a complete request head; then "
@@ -207,8 +214,9 @@ class Config:
                                           group="websockets", granian=False)
     # --- TLS -----------------------------------------------------------------------------------
     ssl_certificate: str | None = option(None, "TLS certificate chain file (PEM).", "file", group="tls",
-                                         nullable=True)
-    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).", "file", group="tls", nullable=True)
+                                         nullable=True, aliases=("--ssl-cert",))
+    ssl_keyfile: str | None = option(None, "TLS private key file (PEM).", "file", group="tls", nullable=True,
+                                     aliases=("--ssl-key",))
     ssl_keyfile_password: str | None = option(None, "Password of an encrypted TLS key file.", group="tls",
                                               nullable=True)
     ssl_protocol_min: str = option("tls1.3", "Minimum TLS version.", "choice", choices=("tls1.2", "tls1.3"),
@@ -366,12 +374,13 @@ class Config:
                                          "BREACH; see docs/compression.md).", "bool", group="compression",
                                          granian=False)
     # --- logging and metrics ---------------------------------------------------------------------
-    log: bool = option(True, "Enable logging.", "bool", group="logging", env_alias="GRANIAN_LOG_ENABLED")
+    log: bool = option(True, "Enable logging (an error that stops the server is printed to stderr either way, "
+                       "as one `Error: ...` line).", "bool", group="logging", env_alias="GRANIAN_LOG_ENABLED")
     log_level: str = option("info", "Log level.", "choice", choices=LOG_LEVELS, group="logging")
     log_config: str | None = option(None, "Logging configuration file (JSON dictConfig).", "file",
                                     group="logging", nullable=True)
     access_log: bool = option(False, "Enable the access log.", "bool", group="logging",
-                              env_alias="GRANIAN_LOG_ACCESS_ENABLED")
+                              env_alias="GRANIAN_LOG_ACCESS_ENABLED", aliases=("--log-access",))
     access_log_fmt: str = option(DEFAULT_ACCESS_LOG_FMT, "Access log format (%-style with atoms addr, time, "
                                  "dt_ms, status, path, query_string, method, scheme, protocol, size, "
                                  "header{name}).", group="logging", env_alias="GRANIAN_LOG_ACCESS_FMT")
@@ -648,6 +657,13 @@ def _suggest(name: str) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _number(kind: Callable[[Any], Any], value: Any, expected: str) -> Any:
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected {expected}") from None
+
+
 def parse_value(opt: Option, value: Any, *, source: str = "command line") -> Any:
     """Convert a raw value (usually a string) to the option's type; errors name the option."""
     where = f"{opt.flag}" if source == "command line" else f"{opt.flag} (from {source})"
@@ -675,17 +691,19 @@ def parse_value(opt: Option, value: Any, *, source: str = "command line") -> Any
         if kind == "int":
             if isinstance(value, bool):
                 raise ValueError("expected an integer")
-            return int(value)
+            return _number(int, value, "an integer")
         if kind == "workers":
             if isinstance(value, str) and value.strip().lower() == "auto":
                 from .sizing import auto_workers
 
                 return auto_workers()
-            return int(value)
+            return _number(int, value, "an integer or auto")
         if kind == "float":
-            return float(value)
+            return _number(float, value, "a number")
         if kind == "octal":
-            return int(str(value), 8) if isinstance(value, str) else int(value)
+            if isinstance(value, str):
+                return _number(lambda text: int(text, 8), value, "an octal mode like 660")
+            return int(value)
         if kind == "size":
             if isinstance(value, int) and not isinstance(value, bool):
                 return value

@@ -7,7 +7,7 @@ import logging
 import logging.config
 import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .config import Config
 
@@ -15,9 +15,38 @@ logger = logging.getLogger("django_granian")
 access_logger = logging.getLogger("django_granian.access")
 
 _LEVELS = {"warn": "WARNING", "notset": "NOTSET"}
+FATAL_PREFIX = "Error: "
+
+# Where fatal() reports: None means stderr. A supervised worker sets it, so that its start-up error
+# reaches the supervisor, which prints it once ("Error: worker-1 (pid N) failed to start: ...").
+_fatal_sink: Callable[[str], None] | None = None
+_custom_logging = False  # --log-config is installed: fatal errors go to its handlers as well
+
+
+def set_fatal_sink(sink: Callable[[str], None] | None) -> None:
+    global _fatal_sink
+    _fatal_sink = sink
+
+
+def fatal(message: str) -> None:
+    """Report an error that stops the server (bad option, config file, app import, lifespan startup,
+    TLS files, port in use...): one line ``Error: message`` on stderr, whatever --log/--log-level
+    say. With --log-config the record also goes to the configured handlers (level CRITICAL)."""
+    if _fatal_sink is not None:
+        _fatal_sink(message)
+        return
+    try:
+        sys.stderr.write(f"{FATAL_PREFIX}{message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # pragma: no cover - stderr closed
+        pass
+    if _custom_logging:
+        logger.critical("%s", message)
 
 
 def setup_logging(config: Config) -> None:
+    global _custom_logging
+    _custom_logging = bool(config.log_config)
     if config.log_config:
         with open(config.log_config) as fh:
             logging.config.dictConfig(json.load(fh))

@@ -6,7 +6,7 @@ import os
 import sys
 
 from .config import Config, ConfigError
-from .logs import check_access_format, logger, setup_logging
+from .logs import check_access_format, fatal, setup_logging
 
 
 def prepare_process(config: Config) -> None:
@@ -33,7 +33,7 @@ def run(config: Config) -> int:
         check_access_format(config.access_log_fmt)
         prepare_process(config)
     except (ConfigError, ValueError) as exc:
-        logger.error("%s", exc)
+        fatal(str(exc))
         return 2
     from .workers import needs_supervisor
 

@@ -24,6 +24,7 @@ from typing import Any
 from .app.lifespan import LifespanFailure
 from .app.loader import AppLoadError, detect_interface, load_target
 from .config import Config, ConfigError
+from .logs import fatal
 from .server.server import EXIT_CONFIG, EXIT_STARTUP, BaseServer
 from .server.state import ServerState
 
@@ -98,10 +99,10 @@ class Server(BaseServer):
         try:
             return await super()._serve_catching(sockets, redirect)
         except AppLoadError as exc:
-            logger.error("%s", exc)
+            fatal(str(exc))
             return EXIT_CONFIG
         except LifespanFailure as exc:
-            logger.error("Application startup failed: %s", exc)
+            fatal(f"Application startup failed: {exc}")
             return EXIT_STARTUP
 
 

@@ -113,6 +113,12 @@ def render() -> str:
         "file → `GRANIAN_*` environment → command line. The startup banner says where each non-default",
         "value came from (a value from the file is labelled with its path).",
         "",
+        "A few options have an alias flag (`--websockets` for `--ws`, `--log-access` for `--access-log`,",
+        "`--ssl-cert` and `--ssl-key` for `--ssl-certificate` and `--ssl-keyfile`: the names of the",
+        "project's architecture notes and of Granian's Python API); the alias of a boolean has its",
+        "`--no-` form too. Aliases are command-line spellings only: the environment variable and the",
+        "`settings.GRANIAN` key are the option's own.",
+        "",
         "Where Granian's variable for an option is not named after the flag (`GRANIAN_WEBSOCKETS` for",
         "`--ws`, `GRANIAN_LOG_ENABLED`, `GRANIAN_LOG_ACCESS_ENABLED`, `GRANIAN_LOG_ACCESS_FMT`,",
         "`GRANIAN_METRICS_ENABLED`), both names work; if both are set, the first one listed wins.",
@@ -150,6 +156,10 @@ def render() -> str:
                 flag += f"<br>`--no-{opt.flag[2:]}`"
             elif opt.kind != "bool":
                 flag += f" `{opt.metavar or _metavar(opt)}`"
+            for alias in opt.aliases:
+                flag += f"<br>alias `{alias}`"
+                if opt.kind == "bool" and not opt.flag_only:
+                    flag += f" / `--no-{alias[2:]}`"
             envs = "<br>".join(f"`{var}`" for var in opt.envs)
             out.append(
                 f"| {_cell(flag)} | {envs}<br>`{name}` | {_cell(type_text(opt))} "

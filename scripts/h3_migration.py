@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,23 +23,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return int(port)
+from tests.core_client import free_udp_tcp_port  # noqa: E402
 
 
 def measure(workers: int, tries: int, tmp: Path) -> tuple[int, int]:
-    port = free_port()
+    port = free_udp_tcp_port()
     env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'apps'}"}
     argv = [sys.executable, "-m", "django_granian", "--interface", "asgi", "--port", str(port), "--workers",
             str(workers), "--http3", "--ssl-certificate", str(tmp / "cert.pem"), "--ssl-keyfile", str(tmp / "key.pem"),

@@ -9,13 +9,10 @@ from dataclasses import dataclass, field
 from typing import Callable, TypeVar
 
 
-@dataclass
-class Response:
-    status: int
-    reason: bytes
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    body: bytes = b""
-    raw_head: bytes = b""
+class HeaderLookup:
+    """Case-insensitive lookups in ``headers`` (lowercase byte names), for the tests' response types."""
+
+    headers: list[tuple[bytes, bytes]]
 
     def header(self, name: str) -> bytes | None:
         wanted = name.lower().encode()
@@ -27,6 +24,15 @@ class Response:
     def all(self, name: str) -> list[bytes]:
         wanted = name.lower().encode()
         return [v for n, v in self.headers if n == wanted]
+
+
+@dataclass
+class Response(HeaderLookup):
+    status: int
+    reason: bytes
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    body: bytes = b""
+    raw_head: bytes = b""
 
 
 class Conn:
@@ -190,3 +196,18 @@ def concurrent_bodies(port: int, path: str, n: int, timeout: float = 20.0) -> li
     for t in threads:
         t.join(30)
     return bodies
+
+
+def free_udp_tcp_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 (HTTP/3 listens on the HTTPS port's number)."""
+    for _ in range(50):
+        with socket.socket() as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+        return int(port)
+    raise RuntimeError("no free port")

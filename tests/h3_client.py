@@ -22,9 +22,11 @@ from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 
+from tests.core_client import HeaderLookup
+
 
 @dataclass
-class H3Response:
+class H3Response(HeaderLookup):
     status: int = 0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     body: bytes = b""
@@ -32,13 +34,6 @@ class H3Response:
     trailers: list[tuple[bytes, bytes]] = field(default_factory=list)
     reset: int | None = None  # the server reset the stream with this error code
     done: bool = False
-
-    def header(self, name: str) -> bytes | None:
-        wanted = name.lower().encode()
-        for n, v in self.headers:
-            if n == wanted:
-                return v
-        return None
 
 
 class _ClientH3(H3Connection):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -15,7 +16,8 @@ from django_granian import __version__
 from django_granian.cli import build_parser, config_from_args
 from django_granian.config import OPTIONS, Config, ConfigError
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port, start_server
+from .core_client import wait_until
 
 SAMPLES = {"int": "1000", "float": "2.5", "size": "2k", "octal": "660", "workers": "3", "str": "x"}
 EXPECTED = {"int": 1000, "float": 2.5, "size": 2048, "octal": 0o660, "workers": 3, "str": "x"}
@@ -227,22 +229,80 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 30) -> subproc
                           timeout=timeout, env=full_env, cwd=ROOT)
 
 
-def test_unknown_option_fails_at_start():
-    result = run_cli("--no-such-flag", "app:app")
+BAD_PEM = "not a certificate\n"
+
+
+@pytest.mark.parametrize(("args", "env", "expected", "code"), [
+    (["--prot", "8000", "hello_apps:app"], {}, "Error: unknown option --prot (did you mean --port?); see --help", 2),
+    (["--no-such-flag", "hello_apps:app"], {}, "Error: unknown option --no-such-flag; see --help", 2),
+    (["--wokers=2", "hello_apps:app"], {}, "Error: unknown option --wokers (did you mean --workers?); see --help", 2),
+    (["--ssl-ke", "k.pem", "hello_apps:app"], {},
+     "Error: ambiguous option --ssl-ke (could be --ssl-keyfile, --ssl-key or --ssl-keyfile-password); see --help", 2),
+    (["hello_apps:app", "other:app"], {},
+     "Error: unexpected argument 'other:app' (APP is given once; options start with --); see --help", 2),
+    (["hello_apps:app", "--port"], {}, "Error: option --port needs a value; see --help", 2),
+    (["--log=yes", "hello_apps:app"], {}, "Error: option --log takes no value (got --log=yes); see --help", 2),
+    (["--port", "x", "hello_apps:app"], {}, "Error: --port: invalid value 'x': expected an integer", 2),
+    (["--workers", "many", "hello_apps:app"], {}, "Error: --workers: invalid value 'many': expected an integer or auto",
+     2),
+    (["--port", "70000", "hello_apps:app"], {}, "Error: --port: 70000 is above the maximum 65535", 2),
+    (["hello_apps:app"], {"GRANIAN_PORT": "eighty"},
+     "Error: --port (from environment GRANIAN_PORT): invalid value 'eighty': expected an integer", 2),
+    ([], {}, "Error: missing argument APP (module:attr, e.g. `django-granian --interface asgi app:app`); see --help",
+     2),
+    # the server's own start-up failures, with --no-log: still one line on stderr
+    (["--no-log", "--interface", "asgi", "no_such_module_xyz:app"], {},
+     "Error: could not import module 'no_such_module_xyz' (is the working directory right? use --working-dir)", 2),
+    (["--no-log", "--interface", "asgi", "--log-level", "critical", "workers_app:app"], {"WORKERS_FAIL_STARTUP": "1"},
+     "Error: Application startup failed: database is unreachable", 3),
+])
+def test_errors_are_one_line_with_one_prefix(args, env, expected, code):
+    result = run_cli(*args, env=env)
+    assert (result.returncode, result.stderr.splitlines()) == (code, [expected])
+    assert result.stdout == ""
+
+
+def test_fatal_errors_reach_stderr_with_no_log(tmp_path):
+    """--no-log silences the log, never the reason the server did not start."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        result = run_cli("--no-log", "--interface", "asgi", "--port", str(port), "hello_apps:app")
+    assert (result.returncode, result.stderr) == (2, f"Error: cannot bind to 127.0.0.1:{port}: Address already in use\n")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text(BAD_PEM)
+    key.write_text(BAD_PEM)
+    result = run_cli("--no-log", "--interface", "asgi", "--ssl-certificate", str(cert), "--ssl-keyfile", str(key),
+                     "--port", "0", "hello_apps:app")
+    assert (result.returncode, result.stderr) == (
+        2, f"Error: --ssl-certificate {cert}: not a PEM file (no 'BEGIN CERTIFICATE' block)\n")
+    # a supervised worker's failure is printed once, by the supervisor, with the worker's name
+    result = run_cli("--no-log", "--workers", "2", "--interface", "asgi", "--port", "0", "no_such_module_xyz:app")
     assert result.returncode == 2
-    assert "unrecognized arguments: --no-such-flag" in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert re.fullmatch(r"Error: worker-[12] \(pid \d+\) failed to start: could not import module "
+                        r"'no_such_module_xyz' .*\n", result.stderr), result.stderr
 
 
-def test_missing_app_fails_clearly():
-    result = run_cli()
-    assert result.returncode == 2
-    assert "missing argument APP" in result.stderr
+def test_config_file_errors_use_the_same_prefix(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text("wokers = 2\n")
+    result = run_cli("--config", str(path), "hello_apps:app")
+    assert (result.returncode, result.stderr.splitlines()) == (
+        2, [f"Error: unknown option 'wokers' in {path} (did you mean 'workers'?)"])
 
 
-def test_bad_value_exit_code_and_message():
-    result = run_cli("--port", "x", "app:app")
-    assert result.returncode == 2
-    assert "Error: --port: invalid value 'x'" in result.stderr
+def test_manage_py_granian_errors_use_the_same_prefix():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args, expected, code in [
+        (["--prot", "1"], "Error: unknown option --prot (did you mean --port?); see --help", 2),
+        (["--workers", "x"], "Error: --workers: invalid value 'x': expected an integer or auto", 1),
+        (["abc"], "Error: 'abc' is not a port number or HOST:PORT pair", 1),
+    ]:
+        result = subprocess.run([sys.executable, "manage.py", "granian", *args], capture_output=True, text=True,
+                                timeout=60, env=env, cwd=ROOT / "testproject")
+        assert (result.returncode, result.stderr.splitlines()) == (code, [expected])
 
 
 def test_version_and_help():
@@ -345,3 +405,92 @@ def test_app_import_error_fails_clearly():
     result = run_cli("--interface", "asgi", "no_such_module_xyz:app")
     assert result.returncode != 0
     assert "could not import module 'no_such_module_xyz'" in result.stderr
+
+
+# --- the architecture notes' command line (../shared/seeds/) ------------------------------------------------
+
+SEEDS = ROOT.parent / "shared" / "seeds"  # next to the checkout on the project's machines; absent in a clean clone
+SEED_HEADING = "### CLI 命令参考"  # "CLI command reference"
+
+
+def seed_command_line() -> list[str]:
+    """The ``granian ...`` command of the seed document's CLI reference block, as written."""
+    if not SEEDS.is_dir():
+        pytest.skip(f"{SEEDS} is absent (a clean clone elsewhere): the seed documents are not part of the repo")
+    for path in sorted(SEEDS.glob("*.txt")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if SEED_HEADING not in text:
+            continue
+        block = text.split(SEED_HEADING, 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+        import shlex
+
+        return shlex.split(block.replace("\\\n", " "))
+    pytest.skip(f"no seed document in {SEEDS} has the {SEED_HEADING!r} block")
+
+
+def test_seed_command_line_aliases_parse():
+    words = seed_command_line()
+    assert words[0] == "granian"
+    for alias in ("--websockets", "--log-access", "--ssl-cert", "--ssl-key"):
+        assert alias in words
+
+
+def test_seed_command_line_serves_https(tmp_path):
+    """The seed's command line, with only the certificate/key paths (trustme), the app (a test app) and
+    the address (a free 127.0.0.1 port) replaced, starts the real server, which answers over HTTPS."""
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    words = seed_command_line()
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    port = free_port()
+    replace = {"/path/to/cert.pem": str(cert_path), "/path/to/key.pem": str(key_path), "main:app": "hello_apps:app",
+               "8000": str(port), "0.0.0.0": "127.0.0.1"}
+    args = [replace.get(w, w) for w in words[1:]]
+    assert [w for w in args if w.startswith("-")] == [w for w in words[1:] if w.startswith("-")]  # flags as written
+    config = config_from_args(args, environ={})
+    assert (config.ws, config.access_log, config.ssl_certificate, config.ssl_keyfile) == (
+        True, True, str(cert_path), str(key_path))
+    with start_server(args, port=port, tmp_path=tmp_path) as srv:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        response = httpx.get(f"https://127.0.0.1:{port}/", verify=context)
+        assert (response.status_code, response.text) == (200, "Hello, world!")
+        wait_until(srv.logged('"GET / HTTP/1.1" 200'), 20, what=srv.output)  # --log-access took effect
+
+
+def test_aliases_of_booleans_have_no_forms():
+    assert config_from_args(["--no-websockets", "app:app"], environ={}).ws is False
+    assert config_from_args(["--no-log-access", "--log-access", "app:app"], environ={}).access_log is True
+    assert config_from_args(["--log-access", "--no-log-access", "app:app"], environ={}).access_log is False
+
+
+# --- help ----------------------------------------------------------------------------------------------------
+
+def test_long_help_has_a_short_synopsis_and_the_groups():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "usage: django-granian [OPTIONS] APP"
+    assert lines[1] == ""
+    for title in ("Binding:", "TLS:", "Workers and runtime:", "Logging:"):
+        assert title in lines
+
+
+def test_short_help_lists_the_most_used_options():
+    result = run_cli("-h")
+    assert result.returncode == 0
+    out = result.stdout
+    assert out.splitlines()[0] == "usage: django-granian [OPTIONS] APP"
+    listed = [line.split()[0].rstrip(",") for line in out.splitlines() if line.startswith("  -")]
+    assert 18 <= len(listed) <= 26, listed
+    for flag in ("--port", "--workers", "--interface", "--ssl-certificate", "--reload", "-h", "--help"):
+        assert flag in listed
+    assert "--http2-max-frame-size" not in out  # the rest is in --help
+    assert "django-granian --help" in out
+    assert len(out.splitlines()) < 80
+    assert "MISSING" not in out and "MISSING" not in run_cli("--help").stdout  # list options: no default shown

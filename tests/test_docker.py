@@ -42,6 +42,9 @@ DOCKER = ROOT / "docker"
 K8S = ROOT / "deploy" / "k8s"
 SCHEMA_CANDIDATES = [ROOT.parent / "shared" / "schemas" / "compose-spec.json",
                      Path("/work/shared/schemas/compose-spec.json")]
+# docker-compose 1.29.2's own schema, vendored (tests/schemas/README.md)
+COMPOSE_129_SCHEMA = Path(__file__).resolve().parent / "schemas" / "docker-compose-1.29.2-compose_spec.json"
+COMPOSE_FILES = sorted(DOCKER.glob("compose*.yaml"))
 
 
 # --- a small Dockerfile reader ----------------------------------------------------------------------
@@ -246,13 +249,20 @@ def compose_interpolate(value: Any) -> Any:
     return value
 
 
-def test_compose_validates_against_compose_spec_schema() -> None:
+def test_compose_files_are_found() -> None:
+    names = [p.name for p in COMPOSE_FILES]
+    assert names == ["compose.https.yaml", "compose.postgres.yaml", "compose.yaml"], names
+    assert not list(DOCKER.glob("*compose*.yml")), "name compose files *.yaml so that the tests find them"
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_validates_against_compose_spec_schema(path: Path) -> None:
     schema_path = next((p for p in SCHEMA_CANDIDATES if p.exists()), None)
     if schema_path is None:
         pytest.skip("compose-spec schema not found at ../shared/schemas/compose-spec.json (beside the checkout)")
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(schema_path.read_text())
-    data = compose()
+    data = yaml.safe_load(path.read_text())
     validator = jsonschema.Draft7Validator(schema)  # the schema's $schema is draft-07
     errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(data)]
     assert not errors, "\n".join(errors)
@@ -260,6 +270,81 @@ def test_compose_validates_against_compose_spec_schema() -> None:
     broken = json.loads(json.dumps(data))
     broken["services"]["app"]["stop_grace_period"] = {"seconds": 35}
     assert not validator.is_valid(broken)
+
+
+# docker-compose 1.29 interpolates, then converts these fields to numbers before validating
+# (compose/config/interpolation.py, ConversionMap; the ones a template could put a variable in)
+_COMPOSE_129_INTS = [("deploy", "replicas"), ("healthcheck", "retries"), ("scale",)]
+
+
+def compose_129_view(data: dict[str, Any]) -> dict[str, Any]:
+    """The file as docker-compose 1.29 validates it: variables at their defaults, numbers converted."""
+    data = compose_interpolate(data)
+    for service in data.get("services", {}).values():
+        for path in _COMPOSE_129_INTS:
+            node = service
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+                node[path[-1]] = int(node[path[-1]])
+    return data
+
+
+def compose_129_validator() -> Any:
+    jsonschema = pytest.importorskip("jsonschema")
+    return jsonschema.Draft4Validator(json.loads(COMPOSE_129_SCHEMA.read_text()))  # as docker-compose does
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: p.name)
+def test_compose_files_are_accepted_by_docker_compose_1_29(path: Path) -> None:
+    """Debian's and Ubuntu's docker-compose 1.29 read the templates too (docs/howto/compose.md)."""
+    data = yaml.safe_load(path.read_text())
+    # the compose-spec additions that 1.29 rejects, named so that a failure says what to change
+    assert "name" not in data, "top-level `name`: set COMPOSE_PROJECT_NAME in .env instead"
+    for name, service in data["services"].items():
+        env_files = service.get("env_file", [])
+        for entry in [env_files] if isinstance(env_files, str) else env_files:
+            assert isinstance(entry, str), f"{name}: env_file entries must be plain paths, not {entry!r}"
+        for dep, spec in (service.get("depends_on") or {}).items() if isinstance(service.get("depends_on"),
+                                                                                  dict) else ():
+            assert "required" not in spec, f"{name}: depends_on.{dep}.required (use an override file)"
+    validator = compose_129_validator()
+    view = compose_129_view(data)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(view)]
+    assert not errors, "\n".join(errors)
+
+
+def test_the_docker_compose_1_29_schema_rejects_the_forms_it_does_not_know() -> None:
+    """The check above can fail: the v2-only forms the templates used before are errors for 1.29."""
+    validator = compose_129_validator()
+    data = compose_129_view(compose())
+    assert validator.is_valid(data)
+    for change in (
+        lambda d: d.update(name="django-granian-example"),
+        lambda d: d["services"]["app"].update(env_file=[{"path": ".env", "required": False}]),
+        lambda d: d["services"]["app"].update(
+            depends_on={"db": {"condition": "service_healthy", "required": False}}),
+    ):
+        broken = json.loads(json.dumps(data))
+        change(broken)
+        assert not validator.is_valid(broken), broken
+
+
+@pytest.mark.parametrize("files", [["compose.yaml"], ["compose.https.yaml"], ["compose.yaml", "compose.postgres.yaml"]],
+                         ids=lambda f: "+".join(f))
+def test_a_real_docker_compose_accepts_the_templates(files: list[str], tmp_path: Path) -> None:
+    """`docker-compose config -q` with a docker-compose on PATH (or DOCKER_COMPOSE=/path/to/it); it
+    needs no Docker engine. Skipped where there is none (the schema tests above still run)."""
+    exe = os.environ.get("DOCKER_COMPOSE") or shutil.which("docker-compose")
+    if not exe:
+        pytest.skip("no docker-compose on PATH (set DOCKER_COMPOSE=/path/to/docker-compose)")
+    shutil.copytree(DOCKER, tmp_path / "docker")  # the context `..` is then tmp_path
+    shutil.copy(DOCKER / ".env.example", tmp_path / "docker" / ".env")
+    args = [a for f in files for a in ("-f", f)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    result = subprocess.run([exe, *args, "config", "-q"], cwd=tmp_path / "docker", env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_app_service_serves_everything_without_nginx() -> None:
@@ -279,12 +364,26 @@ def test_compose_app_service_serves_everything_without_nginx() -> None:
     for bind in binds:
         assert (DOCKER / compose_interpolate(bind["source"])).is_dir(), bind
     assert any(b["target"] == "/certs" and b.get("read_only") for b in binds)
-    env_files = [e["path"] if isinstance(e, dict) else e for e in app["env_file"]]
-    assert env_files == [".env"] and (DOCKER / ".env.example").is_file()
-    # the optional database is behind a profile
-    db = services["db"]
-    assert db["profiles"] == ["postgres"] and db["image"].startswith("postgres:")
-    assert app["depends_on"]["db"]["required"] is False
+    assert app["env_file"] == [".env"] and (DOCKER / ".env.example").is_file()
+    assert list(services) == ["app"], "the database is in compose.postgres.yaml"
+
+
+def test_postgres_override_adds_a_database_the_app_waits_for() -> None:
+    data = yaml.safe_load((DOCKER / "compose.postgres.yaml").read_text())
+    services = data["services"]
+    db, app = services["db"], services["app"]
+    assert db["image"].startswith("postgres:") and "build" not in app and "image" not in app  # an override
+    assert app["depends_on"] == {"db": {"condition": "service_healthy"}} and db["healthcheck"]["test"]
+    assert [v.split(":")[0] for v in db["volumes"]] == list(data["volumes"]) == ["pgdata"]
+    url = compose_interpolate(app["environment"]["DATABASE_URL"])
+    env = compose_interpolate(db["environment"])
+    assert url == f"postgres://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@db:5432/{env['POSTGRES_DB']}"
+    # .env.example and the docs name the same files
+    example = (DOCKER / ".env.example").read_text()
+    assert "# COMPOSE_FILE=compose.yaml:compose.postgres.yaml" in example
+    assert "COMPOSE_PROJECT_NAME=" in example
+    assert "docker compose -f compose.yaml -f compose.postgres.yaml up -d --build" in (
+        ROOT / "docs" / "howto" / "compose.md").read_text()
 
 
 def test_compose_command_and_environment_parse_with_our_options() -> None:

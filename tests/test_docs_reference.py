@@ -77,15 +77,16 @@ PEER_TOOLS = ("granian", "uvicorn", "gunicorn", "daphne")
 # Commands of other tools whose own flags may appear in code blocks (their lines are not ours to check).
 FOREIGN_COMMANDS = {"pip", "pip3", "docker", "kubectl", "curl", "openssl", "git", "chromium", "django-admin",
                     "h2load", "wrk", "mkcert", "certbot", "helm", "sudo", "apt-get", "make", "pytest", "websocat",
-                    "hypercorn", "nginx", "python", "python3", "gtlsclient"}
+                    "hypercorn", "nginx", "python", "python3", "gtlsclient", "docker-compose"}
 
 
 def our_flags() -> set[str]:
     flags = {"--help", "--version"}
     for opt in OPTIONS.values():
-        flags.add(opt.flag)
-        if opt.kind == "bool" and not opt.flag_only:
-            flags.add("--no-" + opt.flag[2:])
+        for flag in opt.flags:
+            flags.add(flag)
+            if opt.kind == "bool" and not opt.flag_only:
+                flags.add("--no-" + flag[2:])
     try:  # the Django command may add a few flags of its own (e.g. --collectstatic)
         from django_granian.django.management.commands.granian import Command  # type: ignore
 

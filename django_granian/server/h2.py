@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from typing import Any
 
 from ..protocol.errors import ProtocolError
@@ -43,10 +42,9 @@ from ..protocol.h2conn import (
     HeaderBlock,
 )
 from ..protocol.http2 import TABLE_SIZE_ZERO, FloodGuard, check_trailers, connection_options, request_head
-from ..protocol.http11 import RequestHead
-from ..protocol.websocket import HandshakeError, check_h2_handshake
 from .h2stream import H2Stream
 from .state import ServerState
+from .streams import StreamConnection, websockets_enabled
 from .tls import tls_extension
 from .ws import H2WebSocket
 
@@ -58,12 +56,7 @@ _BASE_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hin
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
-def websockets_enabled(server: ServerState) -> bool:
-    """RFC 8441 extended CONNECT is announced and accepted (``--ws`` and an interface that serves them)."""
-    return bool(server.config.ws) and server.interface is not None and server.interface.serves_websockets
-
-
-class HTTP2Protocol(asyncio.Protocol):
+class HTTP2Protocol(StreamConnection, asyncio.Protocol):
     """One HTTP/2 connection: the asyncio side of :class:`~..protocol.h2conn.H2ServerConnection`,
     whose *handler* it is (the ``h2_*`` methods)."""
 
@@ -73,6 +66,8 @@ class HTTP2Protocol(asyncio.Protocol):
         "guard", "closed", "goaway_sent", "idle_since", "last_recv", "ping_sent", "ping_interval", "ping_timeout",
         "adaptive", "bdp_ping", "bdp_bytes", "bdp_window", "max_body", "started", "access_log",
     )
+
+    websocket_class = H2WebSocket
 
     def __init__(self, server: ServerState) -> None:
         config = server.config
@@ -146,13 +141,7 @@ class HTTP2Protocol(asyncio.Protocol):
         self.streams.clear()
         self.blocked.clear()
         for stream in streams:
-            cycle = stream.cycle
-            stream._close()
-            if cycle is not None:
-                stream.cycle = None
-                cycle.disconnect()
-            elif type(stream) is H2WebSocket and stream.session is not None:
-                stream.session.connection_lost()
+            self._gone(stream)
 
     def pause_writing(self) -> None:
         self.transport_paused = True
@@ -203,78 +192,7 @@ class HTTP2Protocol(asyncio.Protocol):
             self.conn.reset_stream(sid, PROTOCOL_ERROR)
             self._control()
             return
-        server = self.server
-        stream = H2Stream(self, sid, head, end)
-        self.streams[sid] = stream
-        if self.access_log or server.metrics is not None:
-            stream.t0 = time.perf_counter()
-        if head.method == "CONNECT":
-            self._on_connect(stream, head)
-            return
-        if self.max_body and head.content_length > self.max_body:
-            stream.respond(413, _TEXT, b"Request body too large\n")
-            return
-        if server.slots_free <= 0:
-            # --backpressure: every slot is busy. Its DATA is kept, and its window stays closed, meanwhile.
-            stream._park([])
-            return
-        self.dispatch(stream, head)
-
-    def dispatch(self, stream: H2Stream, head: RequestHead) -> None:
-        """Start the request cycle of ``stream``, which takes a --backpressure slot."""
-        server = self.server
-        server.count_request()  # the stream takes a --backpressure slot (as HTTP/1.1's _dispatch does)
-        server.slots_free -= 1
-        stream.counted = True
-        stream.since = server.now
-        cycle = server.interface.http(stream, head)
-        if cycle is None or stream.closed:  # answered by the server itself (prefix 404, static file, ...)
-            if stream.cycle is None:
-                stream._release_slot()
-            return
-        stream.cycle = cycle
-        cycle.run()
-
-    def feed(self, stream: H2Stream, cycle: Any, data: bytes) -> bool:
-        """Request body bytes for the cycle of ``stream``; False when they went over
-        --limit-request-body (answered 413, or reset, and the cycle is told the client is gone)."""
-        max_body = self.max_body
-        if max_body:
-            stream.received += len(data)
-            if stream.received > max_body:
-                self._too_large(stream, cycle)
-                return False
-        stream.since = self.server.now
-        if data:
-            cycle.feed_body(data)
-        return True
-
-    def _too_large(self, stream: H2Stream, cycle: Any) -> None:
-        if not stream.resp_status:
-            stream.send_head(413, _TEXT, b"Request body too large\n", True)
-        stream.cycle = None
-        stream._exchange_done()
-        if not stream.closed:
-            self.conn.reset_stream(stream.stream_id, CANCEL)
-            stream._close()
-        cycle.disconnect()
-
-    def _on_connect(self, stream: H2Stream, head: RequestHead) -> None:
-        """CONNECT: RFC 8441 extended CONNECT with ``:protocol websocket`` starts a WebSocket."""
-        if head.upgrade == b"websocket" and websockets_enabled(self.server):
-            try:
-                check_h2_handshake(head.method, "websocket", head.headers)
-            except HandshakeError as exc:
-                body = f"{exc.status} {exc.reason}\n".encode("latin-1", "replace")
-                stream.respond(exc.status, [*exc.headers, *_TEXT], body)
-                return
-            ws = H2WebSocket(self, stream.stream_id, head, stream.remote_done)
-            self.streams[ws.stream_id] = ws
-            session = self.server.interface.open_websocket(ws, head)
-            if session is not None and not ws.closed:
-                ws.session = session
-            return
-        stream.respond(501 if head.upgrade is not None else 405, _TEXT, b"CONNECT is not supported\n")
+        self.admit(H2Stream(self, sid, head, end), head)
 
     def h2_data(self, sid: int, data: bytes, size: int, end: bool) -> None:
         stream = self.streams.get(sid)
@@ -316,7 +234,7 @@ class HTTP2Protocol(asyncio.Protocol):
                 else:
                     self.conn.ack(sid, size)
         if end:
-            self._on_end(stream)
+            self.on_end(stream)
 
     def _on_ws_data(self, ws: H2WebSocket, data: bytes, size: int) -> None:
         session = ws.session
@@ -328,24 +246,6 @@ class HTTP2Protocol(asyncio.Protocol):
             else:
                 self.conn.ack(ws.stream_id, size)
 
-    def _on_end(self, stream: H2Stream) -> None:
-        if stream.remote_done:
-            return
-        if stream.parked is not None:
-            stream.parked.append(None)  # replayed when the stream is dispatched
-            return
-        stream.remote_done = True
-        if type(stream) is H2WebSocket:
-            session = stream.session  # the peer ended its side (RFC 8441: like a TCP FIN)
-            if session is not None:
-                session.connection_lost()
-        else:
-            cycle = stream.cycle
-            if cycle is not None:
-                cycle.end_body()
-        if stream.local_done:
-            self.stream_done(stream)
-
     def h2_trailers(self, sid: int, headers: list) -> None:
         """Request trailers have no place in ASGI/WSGI: validated, then dropped."""
         stream = self.streams.get(sid)
@@ -355,18 +255,9 @@ class HTTP2Protocol(asyncio.Protocol):
             check_trailers(headers)
         except ProtocolError:
             self.conn.reset_stream(sid, PROTOCOL_ERROR)
-            self._disconnect(stream)
+            self._gone(stream)
             return
-        self._on_end(stream)
-
-    def _disconnect(self, stream: H2Stream) -> None:
-        cycle = stream.cycle
-        stream.cycle = None
-        stream._close()
-        if cycle is not None:
-            cycle.disconnect()
-        elif type(stream) is H2WebSocket and stream.session is not None:
-            stream.session.connection_lost()
+        self.on_end(stream)
 
     def h2_window(self, sid: int) -> None:
         blocked = self.blocked
@@ -385,7 +276,7 @@ class HTTP2Protocol(asyncio.Protocol):
     def h2_reset(self, sid: int, code: int, remote: bool) -> None:
         stream = self.streams.get(sid)
         if stream is not None:
-            self._disconnect(stream)
+            self._gone(stream)
         if remote and not self.guard.reset(self.server.now):
             logger.warning("HTTP/2 client %s reset too many streams (rapid reset); closing the connection",
                            self.client)

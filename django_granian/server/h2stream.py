@@ -13,17 +13,15 @@ coalesced flush. Response data beyond the peer's windows waits in a per-stream q
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from ..futures import wake
-from ..protocol.h2conn import INTERNAL_ERROR, NO_ERROR
+from ..protocol.h2conn import CANCEL, INTERNAL_ERROR, NO_ERROR
 from ..protocol.http2 import encode_field, encode_fields, informational_headers, response_block, trailer_headers
 from ..protocol.http11 import NO_BODY_STATUS, RequestHead
-from .channel import Channel, copy_peer
 from .state import ServerState
+from .streams import StreamChannel
 
 if TYPE_CHECKING:
     from .h2 import HTTP2Protocol
@@ -56,56 +54,26 @@ def length_field(length: int) -> bytes:
     return encode_field(b"content-length", b"%d" % length)
 
 
-class H2Stream(Channel):
+class H2Stream(StreamChannel):
     """One request/response exchange: the channel of its request cycle."""
 
-    __slots__ = (
-        "conn", "codec", "stream_id", "transport", "pending", "pending_bytes", "pending_end", "trailers",
-        "local_done", "remote_done", "completed", "closed", "waiter", "pressure", "unacked", "received",
-        "continue_sent", "no_body", "held", "since", "wants",
-    )
+    __slots__ = ("codec", "transport", "pending", "pending_bytes", "pending_end", "trailers", "unacked", "held")
 
     def __init__(self, conn: HTTP2Protocol, stream_id: int, head: RequestHead, remote_done: bool) -> None:
-        self.conn = conn
+        self._init_stream(conn, stream_id, head, remote_done)
         self.codec = conn.conn
-        self.stream_id = stream_id
-        self.head = head
-        self.cycle: Any = None
-        copy_peer(self, conn)
         self.transport = conn.transport
-        self.server = conn.server
         self.pending: deque[memoryview] | None = None
         self.pending_bytes = 0
         self.pending_end = False
         self.trailers: bytes | None = None
-        self.resp_status = 0
-        self.resp_bytes = 0
-        self.resp_left = -1
-        self.head_only = self.no_body = head.method == "HEAD"
-        self.local_done = False
-        self.remote_done = remote_done
-        self.completed = False
-        self.closed = False
-        self.waiter: asyncio.Future | None = None
-        self.pressure = False
         self.unacked = 0
-        self.received = 0
-        self.t0 = 0.0
-        self.continue_sent = False
-        self.parked: list[bytes | None] | None = None  # waiting for a --backpressure slot: its body so far
-        self.counted = False  # holds a --backpressure slot
         self.held = 0  # flow-controlled bytes whose connection window was given back, but not the stream's
-        self.since = 0.0  # --request-body-timeout: the head or the last DATA frame
-        self.wants = False  # the request cycle has asked for the body
 
     # -- state ------------------------------------------------------------------------------------
     @property
     def writing_paused(self) -> bool:
         return self.pending_bytes > self.conn.send_buffer_limit or self.conn.transport_paused
-
-    def _wake(self) -> None:
-        wake(self.waiter)
-        self.waiter = None
 
     def _finish_local(self) -> None:
         """END_STREAM (or trailers) has been sent."""
@@ -121,16 +89,20 @@ class H2Stream(Channel):
 
     def _close(self) -> None:
         """The stream is gone (reset by either side, or the connection was lost)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.local_done = self.remote_done = True
-        self.pending = None
-        self.pending_bytes = 0
-        self.parked = None  # a parked stream gives up its place in ServerState.waiting
-        self._release_slot()
-        self._wake()
-        self.conn.stream_done(self)
+        if not self.closed:
+            self.pending = None
+            self.pending_bytes = 0
+            super()._close()
+
+    def _reject_body(self) -> None:
+        self.codec.reset_stream(self.stream_id, CANCEL)
+        self._close()
+
+    def _reset_internal(self) -> None:
+        if not self.closed:
+            self.codec.reset_stream(self.stream_id, INTERNAL_ERROR)
+            self._close()
+            self.conn.schedule_flush()
 
     @property
     def gone(self) -> bool:
@@ -151,7 +123,7 @@ class H2Stream(Channel):
                 if not conn.feed(self, cycle, data):
                     break
         if ended and not self.closed:
-            conn._on_end(self)
+            conn.on_end(self)
         if self.held and not self.pressure:
             n, self.held = self.held, 0
             self.codec.ack_stream(self.stream_id, n)
@@ -296,12 +268,6 @@ class H2Stream(Channel):
             waiter = self.waiter = self.conn.loop.create_future()
         await waiter
 
-    def want_body(self, cycle: Any) -> None:
-        self.wants = True
-        if self.head.expect_continue and not self.continue_sent and not self.resp_status and not self.closed:
-            self.continue_sent = True
-            self.send_informational(100, ())
-
     def body_pressure(self, high: bool) -> None:
         if high:
             self.pressure = True
@@ -335,15 +301,3 @@ class H2Stream(Channel):
                 self.conn.schedule_flush()
         if self.unacked or self.held:
             self._ack_all()
-
-    def abort(self, reason: str) -> None:
-        logger.debug("resetting HTTP/2 stream %d from %s: %s", self.stream_id, self.client, reason)
-        cycle = self.cycle
-        if cycle is not None:
-            self.cycle = None
-            if self.server.access_log:
-                self._log_access()
-        if not self.closed:
-            self.codec.reset_stream(self.stream_id, INTERNAL_ERROR)
-            self._close()
-            self.conn.schedule_flush()

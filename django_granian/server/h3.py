@@ -56,25 +56,19 @@ from aioquic.quic.retry import QuicRetryTokenHandler
 from ..protocol.errors import ProtocolError
 from ..protocol.http2 import FloodGuard, check_trailers, request_head
 from ..protocol.http3 import field_section_size, head_frame_length
-from ..protocol.http11 import RequestHead
-from ..protocol.websocket import HandshakeError, check_h2_handshake
-from .h3stream import H3_NO_ERROR, H3Stream, H3WebSocket
+from .h3stream import H3_NO_ERROR, H3_REQUEST_REJECTED, H3Stream, H3WebSocket
 from .quic import SEND_ERRORS, QuicCertificates, ServerH3, ServerQuic, in_flight
 from .state import ServerState
+from .streams import StreamConnection
 
 logger = logging.getLogger("django_granian.server")
 
 H3_EXCESSIVE_LOAD = 0x107
-H3_REQUEST_REJECTED = 0x10B
 H3_MESSAGE_ERROR = 0x10E
 _TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 _BASE_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hint": {}, "http.response.pathsend": {}}
 MAX_REFUSED = 32  # oversized header sections on one connection before it is closed
 _LOG_INTERVAL = 10.0  # seconds between two "dropped datagrams" debug lines
-
-
-def websockets_enabled(server: ServerState) -> bool:
-    return bool(server.config.ws) and server.interface is not None and server.interface.serves_websockets
 
 
 class QuicListener(asyncio.DatagramProtocol):
@@ -199,7 +193,7 @@ class QuicListener(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-class HTTP3Connection:
+class HTTP3Connection(StreamConnection):
     """One QUIC connection carrying HTTP/3 (see the module docstring)."""
 
     __slots__ = (
@@ -207,6 +201,8 @@ class HTTP3Connection:
         "extensions", "cids", "dirty", "closed", "timer", "timer_at", "writers", "head_bytes", "refused",
         "goaway_id", "max_body", "max_headers", "guard", "access_log", "highest_sid", "untracked",
     )
+
+    websocket_class = H3WebSocket
 
     client: tuple[str, int] | None  # set by ServerState.track
     peer_trusted: bool
@@ -413,23 +409,10 @@ class HTTP3Connection:
             logger.debug("HTTP/3 stream %d from %s: malformed request (%s)", sid, self.client, exc.reason)
             self._reject(sid, H3_MESSAGE_ERROR)
             return
-        server = self.server
-        stream = H3Stream(self, sid, head, event.stream_ended)
-        self.streams[sid] = stream
-        if self.access_log or server.metrics is not None:
-            stream.t0 = time.perf_counter()
-        if head.method == "CONNECT":
-            self._on_connect(stream, head)
-            return
-        if self.max_body and head.content_length > self.max_body:
-            stream.respond(413, _TEXT, b"Request body too large\n")
-            return
-        if server.slots_free <= 0:
-            # --backpressure: every slot is busy; its body is kept, and its window held, meanwhile
-            self.quic.paused.add(sid)
-            stream._park([])
-            return
-        self.dispatch(stream, head)
+        self.admit(H3Stream(self, sid, head, event.stream_ended), head)
+
+    def _hold_window(self, stream: H3Stream) -> None:
+        self.quic.paused.add(stream.stream_id)
 
     def _reject(self, sid: int, code: int) -> None:
         try:
@@ -441,62 +424,6 @@ class HTTP3Connection:
         if h3 is not None:
             h3.forget(sid)
         self.mark()
-
-    def dispatch(self, stream: H3Stream, head: RequestHead) -> None:
-        """Start the request cycle of ``stream``, which takes a --backpressure slot."""
-        server = self.server
-        server.count_request()
-        server.slots_free -= 1
-        stream.counted = True
-        stream.since = server.now
-        cycle = server.interface.http(stream, head)
-        if cycle is None or stream.closed:  # answered by the server itself (prefix 404, static file, ...)
-            if stream.cycle is None:
-                stream._release_slot()
-            return
-        stream.cycle = cycle
-        cycle.run()
-
-    def feed(self, stream: H3Stream, cycle: Any, data: bytes) -> bool:
-        """Request body bytes for the cycle of ``stream``; False when they went over
-        --limit-request-body (answered 413 or stopped; the cycle is told the client is gone)."""
-        max_body = self.max_body
-        if max_body:
-            stream.received += len(data)
-            if stream.received > max_body:
-                self._too_large(stream, cycle)
-                return False
-        stream.since = self.server.now
-        if data:
-            cycle.feed_body(data)
-        return True
-
-    def _too_large(self, stream: H3Stream, cycle: Any) -> None:
-        if not stream.resp_status:
-            stream.send_head(413, _TEXT, b"Request body too large\n", True)
-        stream.cycle = None
-        stream._exchange_done()
-        if not stream.closed:
-            stream.reset(H3_REQUEST_REJECTED)
-        cycle.disconnect()
-
-    def _on_connect(self, stream: H3Stream, head: RequestHead) -> None:
-        """CONNECT: RFC 9220 extended CONNECT with ``:protocol websocket`` starts a WebSocket."""
-        if head.upgrade == b"websocket" and websockets_enabled(self.server):
-            try:
-                check_h2_handshake(head.method, "websocket", head.headers)
-            except HandshakeError as exc:
-                body = f"{exc.status} {exc.reason}\n".encode("latin-1", "replace")
-                stream.respond(exc.status, [*exc.headers, *_TEXT], body)
-                return
-            ws = H3WebSocket(self, stream.stream_id, head, stream.remote_done)
-            ws.t0 = stream.t0
-            self.streams[ws.stream_id] = ws
-            session = self.server.interface.open_websocket(ws, head)
-            if session is not None and not ws.closed:
-                ws.session = session
-            return
-        stream.respond(501 if head.upgrade is not None else 405, _TEXT, b"CONNECT is not supported\n")
 
     def _data(self, event: DataReceived) -> None:
         stream = self.streams.get(event.stream_id)
@@ -517,25 +444,6 @@ class HTTP3Connection:
         if event.stream_ended:
             self.on_end(stream)
 
-    def on_end(self, stream: H3Stream) -> None:
-        """The request stream ended (FIN)."""
-        if stream.remote_done:
-            return
-        if stream.parked is not None:
-            stream.parked.append(None)  # replayed when the stream is dispatched
-            return
-        stream.remote_done = True
-        if type(stream) is H3WebSocket:
-            session = stream.session  # type: ignore[attr-defined]
-            if session is not None:  # the peer ended its side (RFC 9220: like a TCP FIN)
-                session.connection_lost()
-        else:
-            cycle = stream.cycle
-            if cycle is not None:
-                cycle.end_body()
-        if stream.local_done:
-            self.stream_done(stream)
-
     def _stream_gone(self, event: StreamReset | StopSendingReceived) -> None:
         """RESET_STREAM (the client abandons its request) or STOP_SENDING (it does not want the
         response; aioquic has reset our side already): the app sees a disconnect."""
@@ -546,23 +454,16 @@ class HTTP3Connection:
         self.head_bytes.pop(sid, None)
         stream = self.streams.get(sid)
         if stream is not None:
-            self._disconnect(stream, None)
+            self._gone(stream)
         if type(event) is StreamReset and not self.guard.reset(self.server.now):
             logger.warning("HTTP/3 client %s reset too many streams (rapid reset); closing the connection",
                            self.client)
             self._close(H3_EXCESSIVE_LOAD, "too many stream resets")
 
-    def _disconnect(self, stream: H3Stream, code: int | None) -> None:
-        cycle = stream.cycle
-        stream.cycle = None
-        if code is not None:
-            stream.reset(code)
-        else:
-            stream._close()
-        if cycle is not None:
-            cycle.disconnect()
-        elif type(stream) is H3WebSocket and stream.session is not None:  # type: ignore[attr-defined]
-            stream.session.connection_lost()  # type: ignore[attr-defined]
+    def _disconnect(self, stream: H3Stream, code: int) -> None:
+        """Reset ``stream`` with ``code``; its cycle or WebSocket session sees a disconnect."""
+        stream.reset(code)
+        self._gone(stream)
 
     def stream_done(self, stream: H3Stream) -> None:
         if stream.remote_done and stream.local_done:
@@ -587,7 +488,7 @@ class HTTP3Connection:
         streams = list(self.streams.values())
         self.streams.clear()
         for stream in streams:
-            self._disconnect(stream, None)
+            self._gone(stream)
         self._untrack()
 
     def _untrack(self) -> None:
@@ -606,7 +507,7 @@ class HTTP3Connection:
         streams = list(self.streams.values())
         self.streams.clear()
         for stream in streams:
-            self._disconnect(stream, None)
+            self._gone(stream)
         self._untrack()
 
     def _close_if_idle(self) -> None:

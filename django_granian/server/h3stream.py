@@ -19,16 +19,14 @@ session (``app/websocket.py``), its frames in DATA, the end of the stream its cl
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..futures import wake
 from ..protocol.http2 import informational_headers, response_fields, trailer_headers
 from ..protocol.http11 import NO_BODY_STATUS, RequestHead
-from .channel import Channel, copy_peer
 from .quic import SEND_ERRORS, buffered
 from .state import ServerState
+from .streams import StreamChannel
 
 if TYPE_CHECKING:
     from .h3 import HTTP3Connection
@@ -38,6 +36,7 @@ logger = logging.getLogger("django_granian.server")
 SEND_HIGH_WATER = 256 * 1024  # response bytes held by aioquic for one stream before the app waits
 H3_NO_ERROR = 0x100
 H3_INTERNAL_ERROR = 0x102
+H3_REQUEST_REJECTED = 0x10B
 H3_REQUEST_CANCELLED = 0x10C
 _SERVER_PAIR = (b"server", b"django-granian")
 
@@ -62,39 +61,18 @@ class Defaults:
         return cls.fields
 
 
-class H3Stream(Channel):
+class H3Stream(StreamChannel):
     """One request/response exchange on a QUIC stream: the channel of its request cycle."""
 
-    __slots__ = ("conn", "h3", "quic", "stream_id", "local_done", "remote_done", "completed", "closed", "waiter",
-                 "pressure", "received", "continue_sent", "no_body", "since", "wants")
+    __slots__ = ("h3", "quic")
+
+    protocol = "HTTP/3"
 
     def __init__(self, conn: HTTP3Connection, stream_id: int, head: RequestHead, remote_done: bool) -> None:
-        self.conn = conn
         assert conn.h3 is not None  # requests arrive only after ALPN h3 was negotiated
+        self._init_stream(conn, stream_id, head, remote_done)
         self.h3 = conn.h3
         self.quic = conn.quic
-        self.stream_id = stream_id
-        self.head = head
-        self.cycle: Any = None
-        copy_peer(self, conn)
-        self.server = conn.server
-        self.resp_status = 0
-        self.resp_bytes = 0
-        self.resp_left = -1
-        self.head_only = self.no_body = head.method == "HEAD"
-        self.local_done = False
-        self.remote_done = remote_done
-        self.completed = False
-        self.closed = False
-        self.waiter: asyncio.Future | None = None
-        self.pressure = False
-        self.received = 0
-        self.t0 = 0.0
-        self.continue_sent = False
-        self.parked: list[bytes | None] | None = None  # waiting for a --backpressure slot: its body so far
-        self.counted = False
-        self.since = 0.0  # --request-body-timeout: the head or the last DATA
-        self.wants = False  # the request cycle has asked for the body
 
     # -- state ------------------------------------------------------------------------------------
     @property
@@ -104,10 +82,6 @@ class H3Stream(Channel):
     @property
     def gone(self) -> bool:
         return self.closed or self.conn.closed
-
-    def _wake(self) -> None:
-        wake(self.waiter)
-        self.waiter = None
 
     def _finish_local(self) -> None:
         """The response is complete (FIN sent)."""
@@ -126,16 +100,11 @@ class H3Stream(Channel):
         except SEND_ERRORS:
             pass
 
-    def _close(self) -> None:
-        """The stream is gone (reset by either side, or the connection ended)."""
-        if self.closed:
-            return
-        self.closed = True
-        self.local_done = self.remote_done = True
-        self.parked = None  # a parked stream gives up its place in ServerState.waiting
-        self._release_slot()
-        self._wake()
-        self.conn.stream_done(self)
+    def _reject_body(self) -> None:
+        self.reset(H3_REQUEST_REJECTED)
+
+    def _reset_internal(self) -> None:
+        self.reset(H3_INTERNAL_ERROR)
 
     def _resume(self, buffered_body: list[bytes | None]) -> None:
         """A --backpressure slot is free for this parked stream: dispatch it, then hand its cycle the
@@ -223,12 +192,6 @@ class H3Stream(Channel):
         self.conn.writers.add(self)
         await waiter
 
-    def want_body(self, cycle: Any) -> None:
-        self.wants = True
-        if self.head.expect_continue and not self.continue_sent and not self.resp_status and not self.closed:
-            self.continue_sent = True
-            self.send_informational(100, ())
-
     def body_pressure(self, high: bool) -> None:
         paused = self.quic.paused
         if high:
@@ -250,15 +213,6 @@ class H3Stream(Channel):
             self._send(None, b"", True)  # the cycle is done but the stream was not ended (trailers-less end)
         if self.pressure:
             self.body_pressure(False)
-
-    def abort(self, reason: str) -> None:
-        logger.debug("resetting HTTP/3 stream %d from %s: %s", self.stream_id, self.client, reason)
-        cycle = self.cycle
-        if cycle is not None:
-            self.cycle = None
-            if self.server.access_log:
-                self._log_access()
-        self.reset(H3_INTERNAL_ERROR)
 
     def reset(self, code: int) -> None:
         """Reset both directions of the stream (RESET_STREAM and STOP_SENDING with ``code``)."""

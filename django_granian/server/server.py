@@ -19,6 +19,7 @@ import sys
 from typing import Any, Callable
 
 from ..config import Config, ConfigError
+from ..logs import fatal
 from .h1 import HTTP1Protocol
 from .negotiate import protocol_factory
 from .sockets import bind_redirect, bind_sockets, describe_socket
@@ -83,7 +84,7 @@ class BaseServer:
         try:
             loop_factory = select_loop(self.config.loop)
         except ConfigError as exc:
-            logger.error("%s", exc)
+            fatal(str(exc))
             return EXIT_CONFIG
         loop = loop_factory()
         asyncio.set_event_loop(loop)
@@ -112,7 +113,7 @@ class BaseServer:
         try:
             await self.serve(sockets, redirect)
         except ConfigError as exc:
-            logger.error("%s", exc)
+            fatal(str(exc))
             return EXIT_CONFIG
         return self.exit_code
 

@@ -34,6 +34,7 @@ from collections import deque
 from typing import Any
 
 from ..config import Config, ConfigError
+from ..logs import fatal
 from ..server.sockets import bind_redirect, bind_sockets, describe_socket
 from .handle import RUNNING, STARTING, STOPPING, WorkerHandle
 from .helpers import HANDLED_SIGNALS, WATCHER_READY, Helpers, fork
@@ -109,7 +110,7 @@ class Supervisor:
                 self.helpers.start_metrics()
                 self.metrics = self.recycler.metrics = self.helpers.metrics
         except ConfigError as exc:
-            logger.error("%s", exc)
+            fatal(str(exc))
             self._cleanup()
             return 2
         if self.config.process_name:
@@ -485,13 +486,12 @@ class Supervisor:
                     self.waiting_for_change.add(w.slot)
                 return
             if not self.ever_ready:
-                logger.error("%s failed to start: %s", w.name, reason)
+                fatal(f"{w.name} failed to start: {reason}")
                 self.stop(now, code if code > 0 else 1)
                 return
             self.failures += 1
             if self.failures >= CRASH_LOOP_LIMIT:
-                logger.error("%s failed to start: %s -- %d start-up failures in a row, giving up", w.name, reason,
-                             self.failures)
+                fatal(f"{w.name} failed to start: {reason} -- {self.failures} start-up failures in a row, giving up")
                 self.stop(now, code if code > 0 else 1)
                 return
             delay = max(self.config.respawn_interval, 0.1 * self.failures)
@@ -515,8 +515,7 @@ class Supervisor:
             logger.warning("%s exited unexpectedly (%s): waiting for the next change", w.name, how)
             self.waiting_for_change.add(w.slot)
             return
-        logger.error("%s exited unexpectedly (%s); shutting down (use --respawn-failed-workers to respawn "
-                     "it)", w.name, how)
+        fatal(f"{w.name} exited unexpectedly ({how}); shutting down (use --respawn-failed-workers to respawn it)")
         self.stop(now, 1)
 
     # -- timers ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import traceback
 from typing import Any, NoReturn
 
 from ..config import Config
+from ..logs import set_fatal_sink
 from ..server.server import BaseServer
 from ..server.state import ServerState
 from ..serving import Server
@@ -39,12 +40,16 @@ class _LastError(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
         self.message = ""
+        self.fatal = ""  # a logs.fatal() error: the supervisor prints it (once, with the worker's name)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             self.message = record.getMessage()
         except Exception:  # noqa: BLE001
             self.message = str(record.msg)
+
+    def set_fatal(self, message: str) -> None:
+        self.fatal = message
 
 
 class WorkerServer(Server):
@@ -154,6 +159,7 @@ class Worker:
         catcher = _LastError()
         root = logging.getLogger("django_granian")
         root.addHandler(catcher)
+        set_fatal_sink(catcher.set_fatal)
         code = 1
         try:
             self.server = WorkerServer(self.config, self)
@@ -168,8 +174,10 @@ class Worker:
                 self._flush_handle.cancel()
             self.flush_metrics()
             root.removeHandler(catcher)
+            set_fatal_sink(None)
         if not self.ready:
-            self.send(MSG_ERROR, catcher.message or f"worker exited with code {code} before accepting connections")
+            self.send(MSG_ERROR, catcher.fatal or catcher.message
+                      or f"worker exited with code {code} before accepting connections")
             return code or 1
         return code
 

@@ -16,10 +16,16 @@ from typing import Any
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ....cli import add_option_arguments
+from ....cli import add_option_arguments, usage_error_text
 from ....config import OPTIONS, ConfigError
+from ....logs import FATAL_PREFIX
 
 logger = logging.getLogger("django_granian")
+
+
+class Error(CommandError):
+    """Django prints a CommandError as ``<class name>: <message>`` (exit code 1): named so, it prints
+    the ``Error: `` prefix every other django-granian error has."""
 
 
 def parse_addrport(text: str) -> dict[str, str]:
@@ -28,7 +34,7 @@ def parse_addrport(text: str) -> dict[str, str]:
         return {"port": text}
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise CommandError(f"{text!r} is not a port number or HOST:PORT pair")
+        raise Error(f"{text!r} is not a port number or HOST:PORT pair")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return {"host": host, "port": port}
@@ -39,6 +45,19 @@ class Command(BaseCommand):
             "sync views on the fast path. Takes every django-granian flag; defaults come from settings, "
             "settings.GRANIAN and GRANIAN_* environment variables.")
     requires_system_checks = "__all__"
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        kwargs.setdefault("usage", "%(prog)s [OPTIONS] [[HOST:]PORT]")
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        django_error = parser.error
+
+        def error(message: str) -> Any:  # the command line: one line and exit code 2, like django-granian
+            if not parser.called_from_command_line:
+                return django_error(message)  # call_command(): Django raises CommandError
+            parser.exit(2, f"{FATAL_PREFIX}{usage_error_text(parser, message)}\n")
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("addrport", nargs="?", metavar="[HOST:]PORT",
@@ -61,7 +80,7 @@ class Command(BaseCommand):
         try:
             config, warnings = build_config(cli, os.environ)
         except ConfigError as exc:
-            raise CommandError(str(exc)) from None
+            raise Error(str(exc)) from None
         if options.get("print_config"):
             report = {"app": config.app, "options": {flag: {"value": value, "source": source}
                                                      for flag, value, source in describe_sources(config)},

@@ -9,8 +9,8 @@
 - SIGTERM: the listener closes, so wrk would only measure connect errors. Raw sockets instead: keep-alive
   connections each with a request in flight (held by the app until the test releases it), a POST whose body
   is still arriving, an idle keep-alive connection per worker and an HTTP/2 stream. After SIGTERM the idle
-  connections get a clean close (EOF, no reset), HTTP/2 gets GOAWAY, then every held request gets its whole
-  200 response with ``connection: close`` and the server exits 0.
+  connections get a clean close (EOF, no reset), HTTP/2 gets GOAWAY, a new connection is refused, then every
+  held request gets its whole 200 response with ``connection: close`` and the server exits 0.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import hashlib
 import importlib.util
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -138,6 +139,10 @@ def test_sigterm_finishes_every_in_flight_request_and_closes_keep_alive_connecti
         goaway = h2.goaway()
         assert goaway.error_code == 0 and goaway.last_stream_id >= sid
         assert srv.proc.poll() is None  # still finishing the held requests
+        # the listener is closed (the supervisor's copy too): a new client is refused, not queued in a backlog that
+        # nobody accepts from any more (it would hang until the last worker exits, then be reset)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
 
         post.send(body[51200:])  # the rest of the body arrives after the shutdown began
         (markers / "release").write_text("go")

@@ -9,7 +9,8 @@ kill deadlines, lifetime, RSS sampling).
 Replacement is always "start the new worker, wait until it accepts, then SIGTERM the old one": the
 listening socket stays open in the supervisor, so connections queue in the shared backlog and no
 request is refused; the old worker finishes in-flight requests (``Server`` graceful shutdown) and
-is SIGKILLed only after ``--workers-kill-timeout``.
+is SIGKILLed only after ``--workers-kill-timeout``. On a graceful stop the supervisor closes its copy
+of the listeners right after signalling the workers, so new connections are refused instead of queued.
 
 Signals are queued by the handler and dispatched from the loop to ``handle_<signal>`` methods:
 SIGHUP rolling restart, SIGTERM/SIGINT graceful stop (a second one forces), SIGTTIN / SIGTTOU one
@@ -303,6 +304,16 @@ class Supervisor:
         for w in self.workers.values():
             if w.state != STOPPING:
                 self._stop_worker(w, now)
+        self._stop_accepting()
+
+    def _stop_accepting(self) -> None:
+        """Close our copies of the TCP/UDS listeners (the app's and the redirect port's) once the workers were told
+        to stop: they close theirs as their shutdown begins, and when nobody holds a listener any more the kernel
+        refuses new connections at once. Kept open, it would queue them in a backlog nobody accepts from: each
+        would hang until the last worker has drained, then be reset. (A systemd-activated socket stays open in
+        systemd, which queues connections for the next start; the UDS file is removed at exit.)"""
+        for sock in [*self.sockets, *self.redirect]:
+            sock.close()
 
     def _signal_all(self, sig: int) -> None:
         for pid in list(self.workers):

@@ -79,7 +79,7 @@ LOG_LEVELS = ("critical", "error", "warning", "warn", "info", "debug", "notset")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 LETS_ENCRYPT_STAGING = "https://acme-staging-v02.api.letsencrypt.org/directory"
 DEFAULT_ACME_CACHE = os.path.join("~", ".local", "share", "django-granian", "acme")
-DEFAULT_ACCESS_LOG_FMT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
+DEFAULT_ACCESS_LOG_FMT = '[%(time)s] %(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(size)d B %(dt_ms).3f ms'
 
 
 @dataclass

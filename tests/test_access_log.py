@@ -15,7 +15,7 @@ def test_default_format(server_factory) -> None:  # type: ignore[no-untyped-def]
             c.request(get("/hello?x=1"))
         line = wait_until(lambda: [ln for ln in srv.output().splitlines() if "/hello" in ln])[0]
         assert re.fullmatch(r'\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] 127\.0\.0\.1 - "GET /hello HTTP/1\.1" '
-                            r'200 \d+\.\d{3}', line), line
+                            r'200 5 B \d+\.\d{3} ms', line), line  # units stated: body bytes, milliseconds
 
 
 def test_all_atoms_and_escaping(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ def test_malformed_requests_are_logged(server_factory) -> None:  # type: ignore[
             c.send(b"GET /bad HTTP/1.1\nHost: x\r\n\r\n")
             assert c.read_response().status == 400
         line = wait_until(lambda: [ln for ln in srv.output().splitlines() if '"- - -"' in ln])[0]
-        assert re.fullmatch(r'\[.+\] 127\.0\.0\.1 - "- - -" 400 \d+\.\d{3}', line), line
+        assert re.fullmatch(r'\[.+\] 127\.0\.0\.1 - "- - -" 400 \d+ B \d+\.\d{3} ms', line), line
 
 
 def test_requests_the_server_answers_for_the_app_are_logged(server_factory) -> None:  # type: ignore[no-untyped-def]

@@ -18,7 +18,7 @@ import pytest
 
 from django_granian.django.supervise import interpreter_options
 from tests.conftest import ROOT, start_server
-from tests.core_client import wait_until
+from tests.core_client import Conn, get, wait_until
 
 MANAGE = str(ROOT / "testproject" / "manage.py")
 GRANIAN_CMD = [sys.executable, MANAGE, "granian"]
@@ -237,6 +237,12 @@ def test_fast_path_end_to_end(project_env, tmp_path):
             assert admin_css, login.text
             check_static(client, admin_css.group(1))
             assert client.get("/static/admin/css/nope.css").status_code == 404
+        # one header casing on the wire: Django's Title-Case names go out lowercase like the server's own
+        with Conn(srv.port) as conn:
+            for path in ("/api/health", "/", "/stream/?n=2", css.group(1)):
+                raw = conn.request(get(path)).raw_head
+                names = [line.split(b":", 1)[0] for line in raw.split(b"\r\n")[1:]]
+                assert b"content-type" in names and names == [n.lower() for n in names], raw
         wait_until(srv.logged('"GET /api/health HTTP/1.1" 200'), what=srv.output)
 
 

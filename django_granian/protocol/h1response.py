@@ -4,7 +4,9 @@
 needs to know (Content-Length, whether the app set ``server``/``date``, ``connection: close``), and
 remembers the result in :data:`BLOCKS` per header set: apps send the same few sets again and again,
 so the channel (``server/h1.py`` ``send_head``) finds a repeated set with one dict lookup, inline.
-``Transfer-Encoding`` and ``Connection`` are left out: the framing is the server's.
+``Transfer-Encoding`` and ``Connection`` are left out: the framing is the server's. Names go out
+lowercase whatever case the app used (Django's ``Content-Type``), so a response head is cased one way,
+like the server's own ``date``/``server`` fields and like HTTP/2 (field names are case-insensitive).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def header_block(headers: Any, key: tuple | None = None) -> HeaderBlock:
                 has_server = True
             else:
                 has_date = True
-        append(name)
+        append(lname)  # one casing on the wire: lowercase, as the server's own fields and HTTP/2
         append(b": ")
         append(value)
         append(b"\r\n")

@@ -83,7 +83,7 @@ def test_django_fast_path_max_requests_under_wrk_loses_nothing(tmp_path: Path) -
     # `scripts/zero_loss.py max-requests --django` waits for both
     run = zero_loss.run_once("max-requests", 2, django=True, extra=["--workers-max-requests", "800"], env=env,
                              log_dir=str(tmp_path), wait_for="any")
-    assert "Django [fast path: HTTP -> WSGI" in run.log, run.log[:3000]
+    assert "Serving Django testproject (fast path: HTTP via WSGI" in run.log, run.log[:3000]
     check(run)
 
 

@@ -156,7 +156,8 @@ class Supervisor:
         scheme = "https" if self.config.tls_enabled else "http"
         return [*(describe_socket(s, scheme) for s in self.sockets),
                 *(describe_socket(s) + " (redirect to https)" for s in self.redirect),
-                *(describe_socket(s, "https") + " (HTTP/3, UDP)" for s in self.quic[:1])]
+                *(describe_socket(s, "https") + (f" (HTTP/3, UDP, {len(self.quic)} sockets: one per worker)"
+                                                 if len(self.quic) > 1 else " (HTTP/3, UDP)") for s in self.quic[:1])]
 
     def _bind_quic(self) -> socket.socket:
         from ..server.quic import bind_udp, http3_port

@@ -30,7 +30,6 @@ from typing import Any
 
 from ..protocol.errors import ProtocolError
 from ..protocol.h2conn import (
-    CANCEL,
     ENHANCE_YOUR_CALM,
     INITIAL_WINDOW_SIZE,
     MAX_FRAME_SIZE,
@@ -53,7 +52,6 @@ logger = logging.getLogger("django_granian.server")
 _MAX_WINDOW = 16 * 1024 * 1024  # adaptive window ceiling
 LINGER = 1.0  # seconds input is drained after a connection error before the socket is closed
 _BASE_EXTENSIONS: dict = {"http.response.trailers": {}, "http.response.early_hint": {}, "http.response.pathsend": {}}
-_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
 
 
 class HTTP2Protocol(StreamConnection, asyncio.Protocol):
@@ -422,33 +420,8 @@ class HTTP2Protocol(StreamConnection, asyncio.Protocol):
                 self._goaway(NO_ERROR)
                 self._close()
             return
-        timeout = self.server.body_timeout
-        stalled = [stream for stream in self.streams.values()
-                   if stream.wants and not stream.remote_done and not stream.pressure and now - stream.since > timeout
-                   and stream.cycle is not None and not stream.completed
-                   and not (stream.head.expect_continue and not stream.continue_sent)]
-        if stalled:
-            for stream in stalled:
-                self._body_stalled(stream, now)
+        if self._cancel_stalled_bodies(now):
             self._flush()
-
-    def _body_stalled(self, stream: H2Stream, now: float) -> None:
-        """--request-body-timeout: the app is waiting for a request body that stopped arriving although
-        its window is open (a paused window, an app that never asked, or an unsent 100 Continue never
-        count): 408 if no response started, else RST_STREAM(CANCEL); the app sees a disconnect."""
-        logger.debug("HTTP/2 request body of stream %d from %s stalled for %.0fs", stream.stream_id, self.client,
-                     now - stream.since)
-        cycle = stream.cycle
-        stream.cycle = None
-        if not stream.resp_status:
-            stream.send_head(408, _TEXT, b"Request body not received in time\n", True)
-        if cycle is not None:
-            stream._exchange_done()
-        if not stream.closed:
-            self.conn.reset_stream(stream.stream_id, CANCEL)
-            stream._close()
-        if cycle is not None:
-            cycle.disconnect()
 
 
 # -- entry points ---------------------------------------------------------------------------------

@@ -286,18 +286,17 @@ class H2Stream(StreamChannel):
             n, self.held = self.held, 0
             self.codec.ack_stream(self.stream_id, n)
 
-    def response_complete(self, cycle: Any) -> None:
-        if cycle is not self.cycle:
-            return
-        self.cycle = None
-        self.completed = True
-        self._exchange_done()
-        if not self.local_done and not self.closed:
-            # the cycle is done but END_STREAM was never sent (e.g. a trailers-less end): end it
-            if self.pending is not None:
-                self.pending_end = True
-            else:
-                self._send_data(b"", True)
-                self.conn.schedule_flush()
+    def _end_stream(self) -> None:
+        if self.pending is not None:
+            self.pending_end = True
+        else:
+            self._send_data(b"", True)
+            self.conn.schedule_flush()
+
+    def _release_window(self) -> None:
         if self.unacked or self.held:
             self._ack_all()
+
+    def _cancel(self) -> None:
+        self.codec.reset_stream(self.stream_id, CANCEL)
+        self._close()

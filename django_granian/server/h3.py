@@ -533,23 +533,7 @@ class HTTP3Connection(StreamConnection):
         """--request-body-timeout for streams whose body stopped arriving while the app waits for it."""
         if self.closed or not self.streams:
             return
-        timeout = self.server.body_timeout
-        stalled = [stream for stream in self.streams.values()
-                   if stream.wants and not stream.remote_done and not stream.pressure and now - stream.since > timeout
-                   and stream.cycle is not None and not stream.completed
-                   and not (stream.head.expect_continue and not stream.continue_sent)]
-        for stream in stalled:
-            logger.debug("HTTP/3 request body of stream %d from %s stalled for %.0fs", stream.stream_id,
-                         self.client, now - stream.since)
-            cycle = stream.cycle
-            stream.cycle = None
-            if not stream.resp_status:
-                stream.send_head(408, _TEXT, b"Request body not received in time\n", True)
-            stream._exchange_done()
-            if not stream.closed:
-                stream.reset(H3_REQUEST_REJECTED)
-            cycle.disconnect()
-        if stalled:
+        if self._cancel_stalled_bodies(now):
             self.mark()
 
 

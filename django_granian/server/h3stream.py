@@ -203,16 +203,15 @@ class H3Stream(StreamChannel):
             paused.discard(self.stream_id)
             self.conn.mark()  # the window update goes out
 
-    def response_complete(self, cycle: Any) -> None:
-        if cycle is not self.cycle:
-            return
-        self.cycle = None
-        self.completed = True
-        self._exchange_done()
-        if not self.local_done and not self.closed:
-            self._send(None, b"", True)  # the cycle is done but the stream was not ended (trailers-less end)
+    def _end_stream(self) -> None:
+        self._send(None, b"", True)
+
+    def _release_window(self) -> None:
         if self.pressure:
             self.body_pressure(False)
+
+    def _cancel(self) -> None:
+        self.reset(H3_REQUEST_REJECTED)
 
     def reset(self, code: int) -> None:
         """Reset both directions of the stream (RESET_STREAM and STOP_SENDING with ``code``)."""

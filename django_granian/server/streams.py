@@ -5,15 +5,16 @@ head arrived on stream N" and "its cycle runs" are written once, here:
 
 - :class:`StreamChannel`, the channel of one stream (a subclass of :class:`~.channel.Channel`): its
   life-cycle flags, waking a writer blocked in ``drain()``, ``100 Continue`` when the cycle asks for
-  the body, and resetting it when the app fails;
+  the body, the end of the response cycle, and resetting it when the app fails;
 - :class:`StreamConnection`, a mixin of the connection (``HTTP2Protocol``, ``HTTP3Connection``):
   admitting a request stream (``--limit-request-body`` from the Content-Length, a ``--backpressure``
   slot, extended CONNECT for WebSockets), starting its cycle, feeding it the body and stopping it
-  past the limit, the end of the request body, and a stream that went away.
+  past the limit, the end of the request body, ``--request-body-timeout`` for a body that stopped
+  arriving, and a stream that went away.
 
 What differs is framing and flow control, and the few hooks that reach it: how a stream is reset
-(``_reject_body``, ``_reset_internal``) and how a waiting stream holds its receive window
-(``_hold_window``).
+(``_reject_body``, ``_reset_internal``, ``_cancel``), ended (``_end_stream``), how it gives back the
+body's credit (``_release_window``) and how a waiting stream holds its receive window (``_hold_window``).
 """
 
 from __future__ import annotations
@@ -116,6 +117,28 @@ class StreamChannel(Channel):
         self._wake()
         self.conn.stream_done(self)
 
+    def _end_stream(self) -> None:
+        """End a response whose cycle finished without ending the stream (a trailers-less end)."""
+        raise NotImplementedError
+
+    def _release_window(self) -> None:
+        """The exchange is over: give back the request body's flow-control credit still held."""
+        raise NotImplementedError
+
+    def _cancel(self) -> None:
+        """--request-body-timeout: reset the stream whose body stopped arriving."""
+        raise NotImplementedError
+
+    def response_complete(self, cycle: Any) -> None:
+        if cycle is not self.cycle:
+            return
+        self.cycle = None
+        self.completed = True
+        self._exchange_done()
+        if not self.local_done and not self.closed:
+            self._end_stream()
+        self._release_window()
+
     def want_body(self, cycle: Any) -> None:
         self.wants = True
         if self.head.expect_continue and not self.continue_sent and not self.resp_status and not self.closed:
@@ -145,6 +168,29 @@ class StreamConnection:
 
     def stream_done(self, stream: Any) -> None:
         raise NotImplementedError
+
+    def _cancel_stalled_bodies(self, now: float) -> bool:
+        """--request-body-timeout: the app waits for a request body that stopped arriving although its
+        window is open (a paused window, an app that never asked, or an unsent 100 Continue never
+        count): 408 if no response started, then the stream is reset and the app sees a disconnect.
+        True when a stream was cancelled (there is something to send)."""
+        timeout = self.server.body_timeout
+        stalled = [stream for stream in self.streams.values()
+                   if stream.wants and not stream.remote_done and not stream.pressure and now - stream.since > timeout
+                   and stream.cycle is not None and not stream.completed
+                   and not (stream.head.expect_continue and not stream.continue_sent)]
+        for stream in stalled:
+            logger.debug("%s request body of stream %d from %s stalled for %.0fs", stream.protocol, stream.stream_id,
+                         stream.client, now - stream.since)
+            cycle = stream.cycle
+            stream.cycle = None
+            if not stream.resp_status:
+                stream.send_head(408, _TEXT, b"Request body not received in time\n", True)
+            stream._exchange_done()
+            if not stream.closed:
+                stream._cancel()
+            cycle.disconnect()
+        return bool(stalled)
 
     def _hold_window(self, stream: Any) -> None:
         """``stream`` waits for a --backpressure slot: keep its receive window shut meanwhile."""

@@ -40,6 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.core_client import wait_until  # noqa: E402  # the tests' polling loop (AssertionError on timeout)
+
 APPS = ROOT / "tests" / "apps"
 MANAGE = ROOT / "testproject" / "manage.py"
 
@@ -135,17 +139,6 @@ def children(pid: int) -> set[int]:
         return set()
 
 
-def wait_until(check, timeout: float, what: str, interval: float = 0.02):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
 def server_command(scenario: str, workers: int, port: int, django: bool, extra: list[str]) -> list[str]:
     args = ["--workers", str(workers), *SCENARIO_ARGS[scenario], *extra, "--port", str(port)]
     if django:
@@ -163,7 +156,7 @@ def run_once(scenario: str, workers: int = 2, *, django: bool = False, path: str
              after: float = 1.0, connections: int = 16, extra: list[str] | None = None, timeout: float = 40.0,
              env: dict[str, str] | None = None, log_dir: str | None = None, wait_for: str = "all") -> Run:
     """One run (see the module docstring). ``wait_for="any"``: end once one of the serving workers was
-    replaced (shorter, for slow-starting apps). Raises TimeoutError when the server does not start or the
+    replaced (shorter, for slow-starting apps). Raises AssertionError when the server does not start or the
     replacement does not complete within ``timeout`` seconds."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {', '.join(SCENARIOS)}")
@@ -187,11 +180,11 @@ def run_once(scenario: str, workers: int = 2, *, django: bool = False, path: str
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{output()}")
         wait_until(lambda: proc.poll() is not None or "Workers are accepting connections" in output(), timeout,
-                   "the server to start")
+                   what="the server to start")
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}:\n{output()}")
         wait_until(lambda: len(children(proc.pid)) == workers and all(
-            f"pid {p})" in output() for p in children(proc.pid)), timeout, f"{workers} ready workers")
+            f"pid {p})" in output() for p in children(proc.pid)), timeout, what=f"{workers} ready workers")
         target = url + (path or (DJANGO_PATH if django else ASGI_PATH))
         get(target)  # warm (Django's first request imports the URLconf)
         wrk = subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d60s", "--latency", target],
@@ -205,7 +198,7 @@ def run_once(scenario: str, workers: int = 2, *, django: bool = False, path: str
         # a worker is stopped only once its successor accepts: when none of them is left, all were replaced
         left = (lambda: len(children(proc.pid) & serving) < len(serving)) if wait_for == "any" else (
             lambda: not children(proc.pid) & serving)
-        wait_until(lambda: left() or wrk.poll() is not None, timeout, "the serving workers to be replaced")
+        wait_until(lambda: left() or wrk.poll() is not None, timeout, what="the serving workers to be replaced")
         run.under_load = wrk.poll() is None
         run.replaced = sorted(serving - children(proc.pid))
         if run.under_load:

@@ -33,6 +33,8 @@ def test_judge_reports_no_failure(judge: str, tmp_path: Path) -> None:
     if judge.startswith("h2spec"):
         assert result["total"] == 147 and result["passed"] == 147, result  # h2spec 2.6.0 strict, none skipped
     elif judge == "h1spec":
-        assert result["total"] == 33, result  # strict mode, hardening checks included
+        # strict mode, hardening checks included; 36 checks in h1spec's latest source (33 in an earlier one),
+        # the only failures allowed are the documented refusals (repeated equal Content-Length)
+        assert result["total"] in (33, 36) and result["failed"] == len(result["deliberate"]), result
     else:
         assert not result["not_ok"], result

@@ -22,7 +22,7 @@ from ..config import Config, ConfigError
 from ..logs import fatal
 from .h1 import HTTP1Protocol
 from .negotiate import protocol_factory
-from .sockets import bind_redirect, bind_sockets, describe_socket
+from .sockets import bind_redirect, bind_sockets, listening_lines
 from .state import ServerState
 from .ws import install as install_websockets
 
@@ -68,7 +68,7 @@ class BaseServer:
         self._stop: asyncio.Event | None = None
         self._force = False
         self.exit_code = EXIT_OK
-        self.addresses: list[str] = []
+        self.redirect_sockets: list[socket.socket] = []  # the --http-redirect-port listeners
         self.interface: Any = None
         self.on_started: Callable[[BaseServer], None] | None = None
         self._own_sockets = False
@@ -166,8 +166,6 @@ class BaseServer:
                 server = await loop.create_server(factory, sock=sock, backlog=config.backlog, ssl=ssl_context)
                 self.servers.append(server)
             state.ssl = ssl_context is not None
-            scheme = "https" if ssl_context is not None else "http"
-            self.addresses = [describe_socket(s, scheme) for s in sockets]
             alt_svc = await self._serve_http3(state, sockets) if config.http3 else None
             if state.ssl:
                 state.set_https_fields(config.hsts, alt_svc)
@@ -211,7 +209,7 @@ class BaseServer:
         for sock in sockets:
             self.servers.append(await loop.create_server(lambda: HTTP1Protocol(state), sock=sock,
                                                          backlog=self.config.backlog))
-            self.addresses.append(describe_socket(sock) + " (redirect to https)")
+        self.redirect_sockets = sockets
         state.start()
 
     async def _serve_http3(self, state: ServerState, sockets: list[socket.socket]) -> str | None:
@@ -228,7 +226,6 @@ class BaseServer:
         certs = quic.QuicCertificates(self.config, self.certs)
         for sock in udp:
             self.quic_listeners.append(await serve_http3(state, sock, certs))
-            self.addresses.append(describe_socket(sock, "https") + " (HTTP/3, UDP)")
         max_age = self.config.http3_alt_svc_max_age
         return f'h3=":{udp[0].getsockname()[1]}"; ma={max_age}' if max_age else None
 
@@ -286,7 +283,8 @@ class BaseServer:
         """What a person looks for first: what is served and where (``Listening on URL`` last, one line
         per listener); then the options that differ from the defaults and where they came from."""
         self._banner_app(loop)
-        for line in listening_lines(self.addresses):
+        for line in listening_lines(self.sockets, self.redirect_sockets, self.quic_sockets or [],
+                                    self.config.tls_enabled):
             logger.info("%s", line)
 
     def _banner_app(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -326,12 +324,6 @@ class BaseServer:
                         "thread hops. `python manage.py granian` (with \"django_granian\" in INSTALLED_APPS) "
                         "serves HTTP through Django's sync handler instead (~10x the requests per second) and "
                         "keeps WebSockets on the ASGI app; see docs/django.md.")
-
-
-def listening_lines(addresses: list[str]) -> list[str]:
-    """``Listening on http://127.0.0.1:8000``, one per listener (https with TLS; the redirect and
-    HTTP/3 listeners say so after the URL)."""
-    return [f"Listening on {address}" for address in addresses]
 
 
 def _source_label(source: str) -> str:

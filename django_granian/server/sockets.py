@@ -86,6 +86,18 @@ def describe_socket(sock: socket.socket, scheme: str = "http") -> str:
     return f"{scheme}://{addr[0]}:{addr[1]}"
 
 
+def listening_lines(sockets: list[socket.socket], redirect: list[socket.socket], quic: list[socket.socket],
+                    tls: bool) -> list[str]:
+    """``Listening on http://127.0.0.1:8000``, one line per listener (https with TLS); the redirect and
+    HTTP/3 listeners say so after the URL (with --workers N, one UDP socket per worker on one port)."""
+    addresses = [describe_socket(s, "https" if tls else "http") for s in sockets]
+    addresses += [describe_socket(s) + " (redirect to https)" for s in redirect]
+    if quic:
+        addresses.append(describe_socket(quic[0], "https") + (
+            f" (HTTP/3, UDP, {len(quic)} sockets: one per worker)" if len(quic) > 1 else " (HTTP/3, UDP)"))
+    return [f"Listening on {address}" for address in addresses]
+
+
 def transport_peers(transport: Any) -> tuple[tuple[str, int] | None, Any, bool]:
     """``(client, server_addr, tls)`` of an accepted connection, as ASGI's ``client``/``server``
     want them: ``(host, port)`` tuples, a Unix socket's path as ``(path, None)``, None when unknown."""

@@ -36,8 +36,7 @@ from typing import Any
 
 from ..config import Config, ConfigError
 from ..logs import fatal
-from ..server.server import listening_lines
-from ..server.sockets import bind_redirect, bind_sockets, describe_socket
+from ..server.sockets import bind_redirect, bind_sockets, listening_lines
 from .handle import RUNNING, STARTING, STOPPING, WorkerHandle
 from .helpers import HANDLED_SIGNALS, WATCHER_READY, Helpers, fork
 from .pidfile import PidFile
@@ -151,13 +150,6 @@ class Supervisor:
         if self.config.http3:
             self.quic = [self._bind_quic() for _ in range(self.target)]
         self.listening[:] = [*self.sockets, *self.redirect, *self.quic]  # the list the helpers share
-
-    def _addresses(self) -> list[str]:
-        scheme = "https" if self.config.tls_enabled else "http"
-        return [*(describe_socket(s, scheme) for s in self.sockets),
-                *(describe_socket(s) + " (redirect to https)" for s in self.redirect),
-                *(describe_socket(s, "https") + (f" (HTTP/3, UDP, {len(self.quic)} sockets: one per worker)"
-                                                 if len(self.quic) > 1 else " (HTTP/3, UDP)") for s in self.quic[:1])]
 
     def _bind_quic(self) -> socket.socket:
         from ..server.quic import bind_udp, http3_port
@@ -428,7 +420,7 @@ class Supervisor:
         if not self.stopping and not self.announced and \
                 sum(x.state == RUNNING for x in self.workers.values()) >= self.target:
             self.announced = True  # after every first worker's "worker-N started" line: a fixed order
-            for line in listening_lines(self._addresses()):
+            for line in listening_lines(self.sockets, self.redirect, self.quic, self.config.tls_enabled):
                 logger.info("%s", line)
             logger.info("Workers are accepting connections")
         self._update_worker_gauge()
